@@ -1,0 +1,26 @@
+"""The checks, one module each, with one signature (see base.py).
+
+``REGISTRY`` lists them in report order. Modules load lazily so a run imports only what it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# id -> module name. Order is the order of the report.
+REGISTRY: dict[str, str] = {
+    "config": "config",
+    "dns": "dns",
+    "transport": "transport",
+    "tls": "tls",
+    "register": "register",
+}
+
+
+def load(check_id: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{REGISTRY[check_id]}")
+
+
+def dependencies(check_id: str) -> tuple[str, ...]:
+    return tuple(load(check_id).DEPENDS)

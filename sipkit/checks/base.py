@@ -1,0 +1,92 @@
+"""The one check signature (DESIGN.md §3), like blackbox_exporter's ProbeFn.
+
+A check module defines ``ID``, ``TITLE``, ``DEPENDS`` and ``async def run(ctx) -> CheckResult``.
+It never prints; it returns evidence. Helpers here build results so every check reads alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..redact import Redactor, redact_text
+from ..report import CheckResult, Evidence, Status
+from ..settings import Site
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, from flags; never part of the API body."""
+
+    timeout: float = 4.0  # budget for one network exchange (a transaction, a handshake)
+    insecure: bool = False  # TLS: do not verify the certificate (reported in the result)
+    ca_file: Path | None = None
+    nameserver: str | None = None  # "IP" or "IP:PORT"; None = the system resolver
+    source_ip: str | None = None  # bind local sockets to this address
+    verbose: int = 0
+    t1: float = 0.5  # RFC 3261 T1; probes may shorten it on loopback
+    samples: int = 3  # OPTIONS RTT samples per address
+    pcap: Path | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One address to try, as RFC 3263 resolution produced it."""
+
+    host: str  # the name the user gave (for SNI / hostname checks)
+    ip: str
+    port: int
+    transport: str  # "udp" | "tcp" | "tls"
+
+    @property
+    def hostport(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "ip": self.ip, "port": self.port, "transport": self.transport}
+
+
+@dataclass
+class CheckContext:
+    site: Site
+    options: RunOptions
+    results: dict[str, CheckResult]  # results of the checks this one depends on
+    redactor: Redactor
+    started: float = field(default_factory=time.monotonic)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    # -- facts produced by earlier checks ---------------------------------------------
+    @property
+    def targets(self) -> list[Target]:
+        dns = self.results.get("dns")
+        rows = dns.details.get("targets", []) if dns else []
+        return [Target(**row) for row in rows]
+
+    @property
+    def answering_targets(self) -> list[Target]:
+        """Targets the transport check reached, best first; all targets if it did not run."""
+        tr = self.results.get("transport")
+        if tr is None:
+            return self.targets
+        ok = [row["target"] for row in tr.details.get("addresses", []) if row.get("reachable")]
+        return [Target(**row) for row in ok]
+
+    # -- evidence ---------------------------------------------------------------------
+    def elapsed_ms(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 2)
+
+    def note(self, summary: str, text: str | None = None) -> None:
+        self.evidence.append(Evidence(kind="note", summary=summary, at_ms=self.elapsed_ms(),
+                                      text=self.redactor(text) if text else None))
+
+    def record(self, kind: str, summary: str, text: str | None = None, **kw: Any) -> None:
+        self.evidence.append(Evidence(kind=kind, summary=redact_text(summary), at_ms=self.elapsed_ms(),
+                                      text=self.redactor(text) if text else None, **kw))
+
+    def result(self, check_id: str, status: Status, summary: str, hint: str | None = None,
+               **details: Any) -> CheckResult:
+        return CheckResult(id=check_id, status=status, summary=summary, hint=hint,
+                           duration_ms=self.elapsed_ms(), details=details,
+                           evidence=list(self.evidence))

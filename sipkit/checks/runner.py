@@ -1,0 +1,106 @@
+"""Run the selected checks concurrently, each as soon as its dependencies are done."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Callable, Iterable
+
+from ..errors import UsageError
+from ..redact import Redactor
+from ..report import CheckResult, Report
+from ..settings import Site
+from . import REGISTRY, load
+from .base import CheckContext, RunOptions
+
+# on_event(check_id, "start" | "done", result_or_None); used for live progress.
+EventFn = Callable[[str, str, CheckResult | None], None]
+
+
+def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[list[str], set[str]]:
+    """Checks to run in report order, and those skipped on request.
+
+    ``--only X`` also runs what X depends on: a REGISTER needs the address DNS found.
+    """
+    only, skip = set(only), set(skip)
+    unknown = (only | skip) - set(REGISTRY)
+    if unknown:
+        raise UsageError(f"unknown check id(s): {', '.join(sorted(unknown))}. "
+                         f"Known: {', '.join(REGISTRY)}")
+    wanted = set(REGISTRY)
+    if only:
+        wanted = set()
+        stack = list(only)
+        while stack:
+            cid = stack.pop()
+            if cid not in wanted:
+                wanted.add(cid)
+                stack.extend(load(cid).DEPENDS)
+    return [c for c in REGISTRY if c in wanted], skip
+
+
+def secrets_of(site: Site) -> list[str]:
+    values = [site.pbx_password.get_secret_value()]
+    if site.auth_password is not None:
+        values.append(site.auth_password.get_secret_value())
+    return values
+
+
+async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
+                     skip: Iterable[str] = (), on_event: EventFn | None = None,
+                     redactor: Redactor | None = None) -> Report:
+    ids, skipped = select(only, skip)
+    redactor = redactor or Redactor(secrets_of(site))
+    started = time.monotonic()
+    report = Report(target=site.public_view(),
+                    options={"insecure": options.insecure, "timeout_s": options.timeout,
+                             "nameserver": options.nameserver, "source_ip": options.source_ip})
+    futures: dict[str, asyncio.Future[CheckResult]] = {
+        cid: asyncio.get_running_loop().create_future() for cid in ids}
+
+    async def one(cid: str) -> CheckResult:
+        mod = load(cid)
+        if cid in skipped:
+            return CheckResult(id=cid, status="skip", summary="skipped on request (--skip)")
+        deps: dict[str, CheckResult] = {}
+        for dep in mod.DEPENDS:
+            if dep in futures:
+                deps[dep] = await futures[dep]
+        blocked = [d for d, r in deps.items() if not r.ok]
+        if blocked:
+            why = ", ".join(f"{d} {deps[d].status}" for d in blocked)
+            return CheckResult(id=cid, status="skip", summary=f"not run: {why}")
+        if on_event:
+            on_event(cid, "start", None)
+        ctx = CheckContext(site=site, options=options, results=deps, redactor=redactor)
+        try:
+            # A hard cap so one stuck peer cannot hang the run; checks keep their own,
+            # shorter timeouts per exchange.
+            return await asyncio.wait_for(mod.run(ctx), timeout=mod_budget(mod, options, site))
+        except asyncio.TimeoutError:
+            return ctx.result(cid, "error", "the check did not finish in time",
+                              "re-run with -v; if it repeats, report it with the JSON output")
+        except Exception as exc:  # a sipkit bug: keep the run going, say so, no secrets
+            tb = redactor("".join(traceback.format_exception(exc)))
+            if options.verbose:
+                ctx.note("traceback", tb)
+            return ctx.result(cid, "error", redactor(f"sipkit error: {type(exc).__name__}: {exc}"),
+                              "this is a bug in sipkit: please report it with the -v --json output")
+
+    async def wrapped(cid: str) -> None:
+        result = await one(cid)
+        futures[cid].set_result(result)
+        if on_event:
+            on_event(cid, "done", result)
+
+    await asyncio.gather(*(wrapped(cid) for cid in ids))
+    report.checks = [futures[cid].result() for cid in ids]
+    return report.finish((time.monotonic() - started) * 1000)
+
+
+def mod_budget(mod, options: RunOptions, site: Site) -> float:
+    budget = getattr(mod, "BUDGET", None)
+    if callable(budget):
+        return float(budget(options, site))
+    return float(budget or max(10.0, 6 * options.timeout))

@@ -1,0 +1,111 @@
+"""`sipkit check`: thin — parse flags, load settings, run the checks, render."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+
+
+def _ids(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+class _Progress:
+    """A transient live view on stderr (only on a terminal): one line per check."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.state: dict[str, str] = {}
+        self.live = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(self._view(), console=Console(stderr=True), transient=True,
+                             refresh_per_second=12)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def _view(self):
+        from rich.spinner import Spinner
+        from rich.table import Table
+
+        from ..render.human import status_cell
+
+        table = Table.grid(padding=(0, 1))
+        for cid, status in self.state.items():
+            if status == "running":
+                table.add_row(Spinner("dots"), cid, "running…")
+            else:
+                table.add_row("", cid, status_cell(status))
+        return table
+
+    def event(self, cid: str, kind: str, result) -> None:
+        self.state[cid] = "running" if kind == "start" else result.status
+        if self.live is not None:
+            self.live.update(self._view())
+
+
+@click.command()
+@click.option("-c", "--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="SIPKIT_CONFIG", help="Site file (YAML or JSON) with the connector's fields.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a site field, e.g. --set port=5061 --set check.call_seconds=3.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
+@click.option("--only", help="Comma list of check ids to run (their prerequisites run too).")
+@click.option("--skip", help="Comma list of check ids to skip.")
+@click.option("--timeout", type=click.FloatRange(0.1, 120), default=4.0, show_default=True,
+              help="Seconds to wait for one network exchange.")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (reported).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM file of CA certificates to trust for TLS (default: system store).")
+@click.option("--nameserver", metavar="IP[:PORT]", help="Ask this DNS server, not the system's.")
+@click.option("--source-ip", metavar="IP", help="Send from this local address.")
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("-v", "--verbose", count=True, help="Show evidence: SIP messages (redacted), DNS answers.")
+@click.option("--color/--no-color", default=None, help="Force colours on or off.")
+def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
+          strict, verbose, color):
+    """Check that a PBX extension will work with a Mihu connector.
+
+    One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
+    2: bad usage or settings; 3: sipkit itself broke.
+    """
+    from ..checks.base import RunOptions
+    from ..checks.runner import run_checks, secrets_of
+    from ..redact import Redactor
+    from ..settings import load_site, parse_overrides
+
+    if config is None and not sets:
+        raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
+                         "see README 'Site file'")
+    site = load_site(config, parse_overrides(list(sets)))
+    options = RunOptions(
+        timeout=timeout, insecure=insecure, ca_file=ca_file or site.check.ca_file,
+        nameserver=nameserver or site.check.nameserver,
+        source_ip=source_ip or site.check.source_ip, verbose=verbose)
+    redactor = Redactor(secrets_of(site))
+    live = not as_json and sys.stderr.isatty()
+    with _Progress(live) as progress:
+        report = asyncio.run(run_checks(site, options, _ids(only), _ids(skip),
+                                        on_event=progress.event, redactor=redactor))
+    if as_json:
+        from ..render.json import render as render_json
+
+        click.echo(render_json(report, redactor))
+    else:
+        from ..render.human import render as render_human
+
+        click.echo(render_human(report, redactor, verbose=verbose, color=color), nl=False)
+    click.get_current_context().exit(report.exit_code(strict))

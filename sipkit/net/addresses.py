@@ -1,0 +1,36 @@
+"""Classify IP addresses the way a cloud service sees them."""
+
+from __future__ import annotations
+
+import ipaddress
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# RFC 5737 / RFC 3849: documentation examples, never a real PBX.
+_DOC = [ipaddress.ip_network(n) for n in
+        ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+
+
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return None
+
+
+def address_kind(value: str) -> str | None:
+    """'loopback', 'private', 'carrier-grade NAT', 'documentation-only', 'reserved', or None for a public address
+    (or for something that is not an IP at all)."""
+    ip = parse_ip(value)
+    if ip is None:
+        return None
+    if ip.is_loopback:
+        return "loopback"
+    if ip.version == 4 and ip in _CGNAT:
+        return "carrier-grade NAT"
+    if any(ip in net for net in _DOC if net.version == ip.version):
+        return "documentation-only (RFC 5737)"
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved or ip.is_multicast or ip.is_unspecified or ip.is_link_local:
+        return "reserved"
+    return None

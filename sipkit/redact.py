@@ -1,0 +1,39 @@
+"""Keep secrets out of everything sipkit writes.
+
+Two layers: evidence is redacted where it is recorded (digest ``response=``/``cnonce``, bearer
+tokens, passwords in SIP bodies), and every renderer passes its final text through the
+``Redactor`` that knows the literal secret values of this run, as a net under the first layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MASK = "<redacted>"
+
+# Authorization / Proxy-Authorization digest parameters that prove knowledge of the password.
+_DIGEST_PARAMS = re.compile(r'(?i)\b(response|cnonce)\s*=\s*("[^"]*"|[^,\s]+)')
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    text = _DIGEST_PARAMS.sub(lambda m: f'{m.group(1)}="{MASK}"', text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+class Redactor:
+    """Knows this run's secret values; applied to every rendered output."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self.secrets = {s for s in secrets if s}
+
+    def add(self, secret: str | None) -> None:
+        if secret:
+            self.secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        return redact_text(text, self.secrets)

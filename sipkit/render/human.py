@@ -1,0 +1,77 @@
+"""Human output: a table of verdicts, then cause and fix for each warn/fail, evidence with -v."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..redact import Redactor
+from ..report import CheckResult, Report
+
+STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
+MARK = {"pass": "✔", "warn": "!", "fail": "✖", "skip": "-", "error": "?"}
+
+
+def _ms(value: float) -> str:
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def status_cell(status: str) -> Text:
+    return Text(f"{MARK[status]} {status.upper()}", style=STYLE[status])
+
+
+def _evidence(console: Console, result: CheckResult) -> None:
+    for ev in result.evidence:
+        arrow = {"out": "→", "in": "←"}.get(ev.direction or "", "·")
+        where = f" {ev.peer}" if ev.peer else ""
+        at = f"{ev.at_ms:7.1f} ms " if ev.at_ms is not None else ""
+        console.print(Text(f"      {at}{arrow}{where} {ev.summary}", style="cyan"))
+        if ev.text:
+            for line in ev.text.rstrip().splitlines():
+                console.print(Text(f"          {line}", style="dim"))
+
+
+def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | None = None,
+           width: int | None = None) -> str:
+    buf = StringIO()
+    console = Console(file=buf, force_terminal=color, no_color=color is False,
+                      width=width or 110, highlight=False, soft_wrap=False)
+    t = report.target
+    console.print(Text(f"sipkit {report.sipkit_version} · {str(t.get('connection_type', '')).upper()} "
+                       f"{t.get('registrar_server')}:{t.get('port')} · extension "
+                       f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}",
+                       style="bold"))
+    if report.options.get("insecure"):
+        console.print(Text("TLS verification is OFF (--insecure): certificate problems are "
+                           "reported but do not fail", style="yellow"))
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("check")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("summary", overflow="fold")
+    table.add_column("time", justify="right", no_wrap=True)
+    for c in report.checks:
+        table.add_row(c.id, status_cell(c.status), c.summary, _ms(c.duration_ms))
+    console.print(table)
+
+    problems = [c for c in report.checks if c.status in ("warn", "fail", "error")]
+    for c in problems:
+        console.print()
+        console.print(Text.assemble((f"{MARK[c.status]} {c.id}: ", STYLE[c.status]), c.summary))
+        if c.hint:
+            console.print(Text.assemble(("  fix: ", "bold"), c.hint))
+    if verbose:
+        for c in report.checks:
+            if c.evidence and (verbose > 1 or c.status != "pass" or verbose):
+                console.print()
+                console.print(Text(f"evidence · {c.id}", style="bold"))
+                _evidence(console, c)
+    counts = {s: sum(1 for c in report.checks if c.status == s)
+              for s in ("fail", "warn", "error", "skip", "pass")}
+    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    console.print()
+    console.print(Text.assemble(("Result: ", "bold"), status_cell(report.status),
+                                f"  ({', '.join(parts)}) in {_ms(report.duration_ms)}"))
+    return redactor(buf.getvalue())

@@ -1,0 +1,361 @@
+"""The site file: the Mihu create-connector body plus a sipkit-only ``check:`` section.
+
+One file feeds ``sipkit check`` and ``sipkit connector create``; the field names are the API's
+(shared/seeds/000_*: required fields, enums and defaults are authoritative). Passwords are
+``SecretStr`` from the moment they are read, and no error message ever contains them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import FieldProblem, SettingsError
+from .net.addresses import parse_ip
+
+SECRET_FIELDS = frozenset({"pbx_password", "auth_password"})
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DIGITS = re.compile(r"^[0-9]+$")
+
+
+def is_hostname(value: str) -> bool:
+    """RFC 1123 host name (labels of letters, digits, hyphens), at most 253 characters."""
+    name = value[:-1] if value.endswith(".") else value
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
+def _comma_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class _Model(BaseModel):
+    # JSON site files may carry numbers where the API wants strings (an extension 100);
+    # YAML is loaded with every scalar as a string (see _StringLoader) for the same reason.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+
+class Normalizer(_Model):
+    """The connector's number rule: three strings, as the API has them.
+
+    sipkit's reading (README, "Number normalization"): the rule applies when every condition
+    that is set holds; then default_prefix is put in front.
+    """
+
+    default_prefix: str | None = None
+    condition_length: str | None = None
+    condition_prefix: str | None = None
+
+    @field_validator("default_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and v != "" and not re.match(r"^\+?[0-9]+$", v):
+            raise ValueError("must be digits, optionally starting with +")
+        return v
+
+    @field_validator("condition_length")
+    @classmethod
+    def _length(cls, v: str | None) -> str | None:
+        if v:
+            parts = _comma_list(v)
+            if not parts or not all(_DIGITS.match(p) and 0 < int(p) <= 20 for p in parts):
+                raise ValueError("must be a digit count from 1 to 20, or a comma list of them")
+        return v
+
+    @field_validator("condition_prefix")
+    @classmethod
+    def _cond_prefix(cls, v: str | None) -> str | None:
+        if v:
+            parts = _comma_list(v)
+            if not parts or not all(re.match(r"^\+?[0-9]+$", p) for p in parts):
+                raise ValueError("must be leading digits, or a comma list of them")
+        return v
+
+
+class CheckSettings(_Model):
+    """sipkit-only options; never sent to the API."""
+
+    connector_server: str = "auto"
+    outbound_test_number: str | None = None
+    call_seconds: float = Field(default=4.0, gt=0, le=60)
+    # The cloud cannot reach a PBX on private space, so dns FAILs on it; set this when the
+    # cloud reaches the PBX over a private link (VPN), and in the local lab.
+    allow_private_registrar: bool = False
+    ca_file: Path | None = None
+    nameserver: str | None = None
+    source_ip: str | None = None
+
+    @field_validator("connector_server")
+    @classmethod
+    def _server(cls, v: str) -> str:
+        if v == "auto":
+            return v
+        host, _, port = v.rpartition(":") if v.count(":") == 1 else (v, "", "")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("port must be 1-65535")
+        if not (is_hostname(host) or parse_ip(host)):
+            raise ValueError("must be 'auto', a host name or an IP address, optionally with :port")
+        return v
+
+    @field_validator("source_ip")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is not None and parse_ip(v) is None:
+            raise ValueError("must be an IP address of this machine")
+        return v
+
+
+class Site(_Model):
+    agent_uuid: str
+    phone_number: str
+    registrar_server: str
+    username_extension: str
+    pbx_password: SecretStr
+    allowed_ip: str
+    setup_mode: Literal["both", "inbound", "outbound"] = "both"
+    connection_type: Literal["udp", "tls"] = "udp"
+    port: int = Field(default=5060, ge=1, le=65535)
+    auth_username: str | None = None
+    auth_password: SecretStr | None = None
+    normalizer: Normalizer | None = None
+    check: CheckSettings = CheckSettings()
+
+    @field_validator("agent_uuid")
+    @classmethod
+    def _uuid(cls, v: str) -> str:
+        if not re.match(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", v):
+            raise ValueError("must be a UUID like 3c90c3cc-0d44-4b50-8888-8dd25736052a")
+        return v.lower()
+
+    @field_validator("phone_number")
+    @classmethod
+    def _e164(cls, v: str) -> str:
+        compact = re.sub(r"[\s().-]", "", v)
+        if not _E164.match(compact):
+            raise ValueError("must be E.164: '+', country code and number, 8 to 15 digits")
+        return compact
+
+    @field_validator("registrar_server")
+    @classmethod
+    def _registrar(cls, v: str) -> str:
+        v = v.strip()
+        if "://" in v or v.startswith("sip:") or v.startswith("sips:"):
+            raise ValueError("must be a bare host name or IP address, without a scheme")
+        if parse_ip(v):
+            return v.strip("[]")
+        if ":" in v:
+            raise ValueError("must not contain a port (use the port field)")
+        if not is_hostname(v):
+            raise ValueError("must be a host name (letters, digits, dots, hyphens) or an IP")
+        return v.rstrip(".").lower()
+
+    @field_validator("username_extension", "auth_username")
+    @classmethod
+    def _user(cls, v: str | None) -> str | None:
+        if v is not None and (not v or re.search(r"[\s@:;<>\"]", v)):
+            raise ValueError("must be a non-empty SIP user part (no spaces, @, :, ;, <, >)")
+        return v
+
+    @field_validator("pbx_password")
+    @classmethod
+    def _password(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("allowed_ip")
+    @classmethod
+    def _allowed_ip(cls, v: str) -> str:
+        ip = parse_ip(v)
+        if ip is None or "/" in v:
+            raise ValueError("must be one IP address (no range, no host name)")
+        return str(ip)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Site:
+        if (self.auth_username is None) != (self.auth_password is None):
+            missing = "auth_password" if self.auth_password is None else "auth_username"
+            raise ValueError(f"{missing} is required when the other auth_ field is set")
+        return self
+
+    # -- derived views -------------------------------------------------------------------
+    @property
+    def digest_username(self) -> str:
+        return self.auth_username or self.username_extension
+
+    @property
+    def digest_password(self) -> SecretStr:
+        return self.auth_password or self.pbx_password
+
+    @property
+    def transport(self) -> str:
+        return self.connection_type
+
+    def api_body(self) -> dict[str, Any]:
+        """The create-connector request body, secrets revealed: for the API client only."""
+        body = self.model_dump(exclude={"check"}, exclude_none=True)
+        body["pbx_password"] = self.pbx_password.get_secret_value()
+        if self.auth_password is not None:
+            body["auth_password"] = self.auth_password.get_secret_value()
+        return body
+
+    def public_view(self) -> dict[str, Any]:
+        """What may be printed: every field but the passwords."""
+        view = self.model_dump(exclude=set(SECRET_FIELDS) | {"check"}, mode="json")
+        view["has_separate_credentials"] = self.auth_username is not None
+        return view
+
+
+# -- loading --------------------------------------------------------------------------------
+
+_FIXES = {
+    "agent_uuid": "copy the agent's UUID from the Mihu dashboard or GET /api/v1/agents",
+    "phone_number": 'write it in E.164 and in quotes, e.g. phone_number: "+12084439178"',
+    "registrar_server": "give the PBX's public host name or IP, e.g. pbx.example.com",
+    "username_extension": "give the PBX extension the connector registers as, e.g. \"100\"",
+    "pbx_password": "set the extension's SIP password, e.g. pbx_password: ${PBX_PASSWORD}",
+    "allowed_ip": "give the PBX's public source IP, e.g. 203.0.113.10",
+    "setup_mode": "use one of: both, inbound, outbound",
+    "connection_type": "use one of: udp, tls",
+    "port": "use the PBX's SIP port, 1-65535 (5060 for UDP, 5061 usually for TLS)",
+    "auth_username": "set both auth_username and auth_password, or neither",
+    "auth_password": "set both auth_username and auth_password, or neither",
+    "normalizer": "see README 'Number normalization' for the three fields",
+    "check": "see README 'Site file' for the check: section",
+}
+
+
+class _StringLoader(yaml.SafeLoader):
+    """YAML with every scalar a string but null: `0100` stays "0100", `+1208...` keeps its +."""
+
+
+_StringLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:null"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _expand(value: Any, path: str, problems: list[FieldProblem], env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k), problems, env)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", problems, env) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(FieldProblem(
+                    path, f"${{{name}}} is not set in the environment",
+                    f"export {name}=... before running sipkit, or write the value in the file"))
+                return ""
+            return env[name]
+        return _VAR.sub(sub, value)
+    return value
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _problems_from(err: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for e in err.errors():
+        loc = [str(x) for x in e["loc"]]
+        field = ".".join(loc)
+        top = loc[0] if loc else "auth_username"
+        kind, msg = e["type"], e["msg"].removeprefix("Value error, ")
+        fix = _FIXES.get(top, "see README 'Site file'")
+        if not loc:  # a model-level rule: the auth_ pair
+            field = "auth_username/auth_password"
+        elif kind == "missing":
+            msg = "is required and missing"
+        elif kind == "extra_forbidden":
+            msg = "is not a field sipkit or the Mihu API knows"
+            fix = "remove it, or check its spelling against README 'Site file'"
+        elif kind == "literal_error":
+            msg = f"must be {e['ctx']['expected']}"
+        secret = any(part in SECRET_FIELDS for part in loc)
+        if loc and not secret and kind not in ("missing", "extra_forbidden") \
+                and not isinstance(e.get("input"), (dict, type(None))):
+            msg += f" (got {e['input']!r})"
+        problems.append(FieldProblem(field, msg, fix))
+    return problems
+
+
+def load_site(
+    path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Site:
+    """Read a YAML or JSON site file, expand ${VAR}, apply dotted overrides, validate."""
+    env = dict(os.environ) if env is None else env
+    source = str(path) if path else "command-line flags"
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(source, [FieldProblem(
+                "--config", f"cannot read the file ({exc.strerror})",
+                "give the path of an existing site file")]) from None
+        try:
+            loaded = json.loads(text) if p.suffix == ".json" else yaml.load(text, _StringLoader)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            where = getattr(exc, "problem_mark", None) or getattr(exc, "lineno", None)
+            raise SettingsError(source, [FieldProblem(
+                "(file)", f"is not valid {'JSON' if p.suffix == '.json' else 'YAML'}"
+                f"{f' near {where}' if where else ''}", "fix the syntax")]) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(source, [FieldProblem(
+                "(file)", "must be a mapping of field: value", "see README 'Site file'")])
+        data = loaded
+    problems: list[FieldProblem] = []
+    data = _expand(data, "", problems, env)
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    if problems:
+        raise SettingsError(source, problems)
+    try:
+        return Site.model_validate(data)
+    except ValidationError as err:
+        raise SettingsError(source, _problems_from(err)) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings from --set; `null` means None. Values stay strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SettingsError("--set", [FieldProblem(
+                "--set", f"{pair.split('=')[0]!r} is not KEY=VALUE", "write e.g. --set port=5061")])
+        out[key.strip()] = None if value == "null" else value
+    return out
