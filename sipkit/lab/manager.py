@@ -1,0 +1,454 @@
+"""`sipkit lab`: a real SIP lab on loopback, as ordinary processes with PID files.
+
+Addresses come from one /24 inside 127.0.0.0/8 (``prefix``), so several labs (a demo and a
+test session) can run side by side:
+
+    .1  PBX          Kamailio registrar: UDP/TCP 5060, TLS 5061 (good certificate)
+    .2  connector    Kamailio "SIP connector server": UDP/TCP 5060, TLS 5061
+    .3  echo UAS     SIPp answering INVITEs with RTP echo: UDP 5060, RTP 6000
+    .4  API sandbox  the Mihu API double over HTTP on 8080 (when sipkit.lab.sandbox is present)
+    .6  PBX TLS with a certificate for another name (hostname-mismatch tests)
+    .7  PBX TLS with an expired certificate
+
+``up`` is idempotent; ``down`` stops only the processes this lab started (by PID, checked
+against the command line so a recycled PID is never killed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..errors import LabError
+
+DEFAULT_PREFIX = "127.0.0"
+REALM = "pbx.sipkit.test"
+PBX_NAME = "pbx.sipkit.test"
+CONNECTOR_NAME = "connector.sipkit.test"
+EXTENSIONS = ("100", "101", "102")
+AGENT_UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+PHONE_NUMBER = "+12084439178"
+
+# binary -> Debian package that provides it
+PACKAGES = {"kamailio": "kamailio", "sipp": "sip-tester"}
+TLS_MODULE = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
+
+
+def default_dir() -> Path:
+    env = os.environ.get("SIPKIT_LAB_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sipkit" / "lab"
+
+
+@dataclass
+class Component:
+    name: str
+    pid: int
+    argv: list[str]
+    log: str
+    endpoint: str
+
+    def alive(self) -> bool:
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        # Same program and same config path: the PID was not recycled by something else.
+        return bool(cmdline) and cmdline[0].decode(errors="replace") == self.argv[0] \
+            and os.fsencode(self.argv[-1]) in cmdline
+
+
+@dataclass
+class Lab:
+    directory: Path = field(default_factory=default_dir)
+    prefix: str = DEFAULT_PREFIX
+
+    # -- addresses --------------------------------------------------------------------
+    def ip(self, host: int) -> str:
+        return f"{self.prefix}.{host}"
+
+    @property
+    def pbx_ip(self) -> str:
+        return self.ip(1)
+
+    @property
+    def connector_ip(self) -> str:
+        return self.ip(2)
+
+    @property
+    def echo_ip(self) -> str:
+        return self.ip(3)
+
+    @property
+    def api_ip(self) -> str:
+        return self.ip(4)
+
+    @property
+    def tls_mismatch_ip(self) -> str:
+        return self.ip(6)
+
+    @property
+    def tls_expired_ip(self) -> str:
+        return self.ip(7)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_ip}:8080"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "lab.json"
+
+    @property
+    def site_file(self) -> Path:
+        return self.directory / "site.yaml"
+
+    @property
+    def tls_site_file(self) -> Path:
+        return self.directory / "site-tls.yaml"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "certs" / "ca.crt"
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "api-token"
+
+    @property
+    def env_file(self) -> Path:
+        return self.directory / "lab.env"
+
+    # -- state ------------------------------------------------------------------------
+    def components(self) -> list[Component]:
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return []
+        return [Component(**c) for c in raw.get("components", [])]
+
+    def _save(self, comps: list[Component]) -> None:
+        data = {"prefix": self.prefix, "components": [c.__dict__ for c in comps]}
+        self.state_file.write_text(json.dumps(data, indent=2))
+
+    def passwords(self) -> dict[str, str]:
+        path = self.directory / "secrets.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        pw = {ext: f"lab-{ext}-{secrets.token_hex(6)}" for ext in EXTENSIONS}
+        path.write_text(json.dumps(pw))
+        path.chmod(0o600)
+        return pw
+
+    def token(self) -> str:
+        if not self.token_file.exists():
+            self.token_file.write_text("lab_" + secrets.token_urlsafe(24))
+            self.token_file.chmod(0o600)
+        return self.token_file.read_text().strip()
+
+    # -- lifecycle --------------------------------------------------------------------
+    def up(self, timeout: float = 15.0) -> dict:
+        """Start what is not running, wait until every peer answers; return a summary."""
+        t0 = time.monotonic()
+        missing_bin = [f"{b} (apt-get install {pkg})" for b, pkg in PACKAGES.items()
+                       if shutil.which(b) is None]
+        if not TLS_MODULE.exists() and shutil.which("kamailio"):
+            missing_bin.append("kamailio TLS module (apt-get install kamailio-tls-modules)")
+        if missing_bin:
+            raise LabError("the lab needs: " + ", ".join(missing_bin))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        comps = self.components()
+        running = {c.name: c for c in comps if c.alive()}
+        already = sorted(running)
+        self._prepare_files()
+        started: list[Component] = []
+        try:
+            for name, starter in (("pbx", self._start_pbx), ("connector", self._start_connector),
+                                  ("echo", self._start_echo), ("api", self._start_api)):
+                if name in running:
+                    continue
+                comp = starter()
+                if comp is not None:
+                    running[name] = comp
+                    started.append(comp)
+            self._save(list(running.values()))
+            self._wait_ready(running, timeout)
+        except LabError:
+            self._save(list(running.values()))
+            raise
+        self._write_site_files()
+        return {"directory": str(self.directory), "started": [c.name for c in started],
+                "already_running": already, "seconds": round(time.monotonic() - t0, 2),
+                "components": {c.name: c.endpoint for c in running.values()},
+                "site_file": str(self.site_file), "tls_site_file": str(self.tls_site_file),
+                "env_file": str(self.env_file)}
+
+    def down(self, timeout: float = 6.0) -> dict:
+        comps = self.components()
+        stopped, killed = [], []
+        for comp in reversed(comps):
+            if not comp.alive():
+                continue
+            _signal_group(comp.pid, signal.SIGTERM)
+            stopped.append(comp.name)
+        deadline = time.monotonic() + timeout
+        for comp in comps:
+            while comp.alive() and time.monotonic() < deadline:
+                _reap(comp.pid)
+                time.sleep(0.05)
+            if comp.alive():
+                _signal_group(comp.pid, signal.SIGKILL)
+                killed.append(comp.name)
+            _reap(comp.pid)
+        if self.state_file.exists():
+            self.state_file.unlink()
+        return {"stopped": stopped, "killed": killed}
+
+    def status(self) -> list[dict]:
+        out = []
+        for comp in self.components():
+            alive = comp.alive()
+            out.append({"name": comp.name, "pid": comp.pid, "alive": alive,
+                        "endpoint": comp.endpoint,
+                        "answering": alive and self._answers(comp.name, 0.5)})
+        return out
+
+    # -- files ------------------------------------------------------------------------
+    def _prepare_files(self) -> None:
+        d = self.directory
+        for sub in ("pbx/db", "pbx/run", "connector/run", "certs", "echo"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        self._make_certs()
+        files = resources.files("sipkit.lab") / "files"
+        for name, dest in (("pbx.cfg", d / "pbx/kamailio.cfg"),
+                           ("connector.cfg", d / "connector/kamailio.cfg"),
+                           ("echo_uas.xml", d / "echo/echo_uas.xml")):
+            dest.write_text((files / name).read_text())
+        (d / "pbx/db/version").write_text(
+            "id(int,auto) table_name(string) table_version(int) \n0:subscriber:7\n0:location:9\n")
+        # db_text: ha1 columns must be declared nullable or the table fails to load (lab.md).
+        rows = "".join(f"{i}:{ext}:{REALM}:{pw}::\n"
+                       for i, (ext, pw) in enumerate(self.passwords().items(), 1))
+        sub = d / "pbx/db/subscriber"
+        sub.write_text("id(int,auto) username(string) domain(string) password(string) "
+                       "ha1(string,null) ha1b(string,null) \n" + rows)
+        sub.chmod(0o600)
+        certs = d / "certs"
+        (d / "pbx/tls.cfg").write_text(
+            _tls_section(f"{self.pbx_ip}:5061", certs / "pbx")
+            + _tls_section(f"{self.tls_mismatch_ip}:5061", certs / "mismatch")
+            + _tls_section(f"{self.tls_expired_ip}:5061", certs / "expired")
+            + _tls_section("default", certs / "pbx") + _TLS_CLIENT)
+        (d / "connector/tls.cfg").write_text(
+            _tls_section("default", certs / "connector") + _TLS_CLIENT)
+
+    def _make_certs(self) -> None:
+        from .certs import make_ca, make_server_cert
+
+        certs = self.directory / "certs"
+        stamp = certs / f"made-for-{self.prefix}"
+        if stamp.exists():
+            return
+        ca_crt, ca_key = make_ca(certs)
+        make_server_cert(certs, "pbx", ca_crt, ca_key, [PBX_NAME, "localhost"], [self.pbx_ip])
+        make_server_cert(certs, "connector", ca_crt, ca_key, [CONNECTOR_NAME],
+                         [self.connector_ip])
+        # Served on .6 but names neither .6 nor anything that resolves to it.
+        make_server_cert(certs, "mismatch", ca_crt, ca_key, ["other.sipkit.test"], [])
+        past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+        make_server_cert(certs, "expired", ca_crt, ca_key, [PBX_NAME], [self.tls_expired_ip],
+                         not_before=past - dt.timedelta(days=365), not_after=past)
+        stamp.touch()
+
+    def _write_site_files(self) -> None:
+        pw = self.passwords()
+        common = (f"agent_uuid: {AGENT_UUID}\n"
+                  f'phone_number: "{PHONE_NUMBER}"\n'
+                  f"registrar_server: {self.pbx_ip}\n"
+                  'username_extension: "100"\n'
+                  f'pbx_password: "{pw["100"]}"\n'
+                  f"allowed_ip: {self.pbx_ip}\n"
+                  "setup_mode: both\n")
+        check = ("check:\n"
+                 "  connector_server: auto\n"
+                 '  outbound_test_number: "5321234567"\n'
+                 "  call_seconds: 3\n"
+                 "  allow_private_registrar: true   # the lab lives on loopback\n"
+                 f"  ca_file: {self.ca_file}\n")
+        norm = 'normalizer: {default_prefix: "0", condition_length: "10", condition_prefix: "5"}\n'
+        header = "# Written by `sipkit lab up`: the lab PBX as a customer site.\n"
+        for path, transport, port in ((self.site_file, "udp", 5060),
+                                      (self.tls_site_file, "tls", 5061)):
+            path.write_text(header + common + f"connection_type: {transport}\nport: {port}\n"
+                            + norm + check)
+            path.chmod(0o600)
+        self.env_file.write_text(f"SIPKIT_API_URL={self.api_url}\n"
+                                 f"SIPKIT_API_TOKEN_FILE={self.token_file}\n"
+                                 f"SIPKIT_LAB_DIR={self.directory}\n")
+
+    # -- processes --------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], endpoint: str, cwd: Path | None = None) -> Component:
+        log = self.directory / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out if name != "echo" else subprocess.DEVNULL,
+                                    stderr=out, stdin=subprocess.DEVNULL, cwd=cwd,
+                                    start_new_session=True)
+        return Component(name=name, pid=proc.pid, argv=argv, log=str(log), endpoint=endpoint)
+
+    def _kamailio(self, name: str, defines: dict[str, str]) -> Component:
+        d = self.directory / name
+        argv = [shutil.which("kamailio") or "kamailio", "-DD", "-E", "-m", "64", "-M", "8",
+                "-P", str(d / "run/kamailio.pid"), "-Y", str(d / "run")]
+        for key, value in defines.items():
+            argv += ["-A", f'{key}="{value}"']
+        argv += ["-f", str(d / "kamailio.cfg")]
+        return self._spawn(name, argv, "", cwd=d)
+
+    def _start_pbx(self) -> Component:
+        d = self.directory / "pbx"
+        comp = self._kamailio("pbx", {
+            "PBX_IP": self.pbx_ip, "TLS_MISMATCH_IP": self.tls_mismatch_ip,
+            "TLS_EXPIRED_IP": self.tls_expired_ip, "DBURL": f"text://{d / 'db'}",
+            "TLSCFG": str(d / "tls.cfg"), "ECHO_URI": f"sip:{self.echo_ip}:5060",
+            "REALM": REALM})
+        comp.endpoint = f"udp/tcp {self.pbx_ip}:5060, tls {self.pbx_ip}:5061"
+        return comp
+
+    def _start_connector(self) -> Component:
+        d = self.directory / "connector"
+        comp = self._kamailio("connector", {
+            "CONNECTOR_IP": self.connector_ip, "TLSCFG": str(d / "tls.cfg"),
+            "ECHO_URI": f"sip:{self.echo_ip}:5060"})
+        comp.endpoint = f"udp/tcp {self.connector_ip}:5060, tls {self.connector_ip}:5061"
+        return comp
+
+    def _start_echo(self) -> Component:
+        d = self.directory / "echo"
+        ip = self.echo_ip
+        argv = [shutil.which("sipp") or "sipp", "-i", ip, "-p", "5060", "-mi", ip, "-mp", "6000",
+                "-rtp_echo", "-aa", "-ci", ip, "-cp", "8888", "-nostdin", "-trace_err",
+                "-sf", str(d / "echo_uas.xml")]
+        return self._spawn("echo", argv, f"udp {ip}:5060 (RTP echo {ip}:6000)", cwd=d)
+
+    def _start_api(self) -> Component | None:
+        if importlib.util.find_spec("sipkit.lab.sandbox") is None:
+            return None
+        self.token()
+        db = self.directory / "api.db"
+        argv = [sys.executable, "-m", "sipkit.lab.sandbox", "--listen", f"{self.api_ip}:8080",
+                "--token", str(self.token_file), "--connector-server", self.connector_ip,
+                "--db", str(db)]
+        return self._spawn("api", argv, self.api_url)
+
+    # -- readiness ----------------------------------------------------------------------
+    def _answers(self, name: str, timeout: float) -> bool:
+        if name == "pbx":
+            return sip_ping(self.pbx_ip, 5060, timeout) and tls_ready(self.pbx_ip, 5061, timeout)
+        if name == "connector":
+            return sip_ping(self.connector_ip, 5060, timeout)
+        if name == "echo":
+            return sip_ping(self.echo_ip, 5060, timeout)
+        if name == "api":
+            return http_ready(self.api_ip, 8080, timeout)
+        return False
+
+    def _wait_ready(self, comps: dict[str, Component], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for name, comp in comps.items():
+            while not self._answers(name, 0.2):
+                if not comp.alive():
+                    raise LabError(f"lab {name} exited at start; last log lines:\n"
+                                   + _tail(comp.log))
+                if time.monotonic() > deadline:
+                    raise LabError(f"lab {name} did not answer within {timeout:.0f} s; "
+                                   f"last log lines:\n" + _tail(comp.log))
+                time.sleep(0.05)
+
+
+_TLS_CLIENT = "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+
+
+def _tls_section(where: str, stem: Path) -> str:
+    head = "[server:default]" if where == "default" else f"[server:{where}]"
+    return (f"{head}\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            f"private_key = {stem}.key\ncertificate = {stem}.crt\n\n")
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def sip_ping(ip: str, port: int, timeout: float) -> bool:
+    """One OPTIONS over UDP; True on any final response. Only for lab readiness."""
+    call_id = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect((ip, port))
+            lip, lport = s.getsockname()
+            s.send((f"OPTIONS sip:{ip}:{port} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP {lip}:{lport};branch=z9hG4bK{call_id[:12]};rport\r\n"
+                    f"Max-Forwards: 70\r\nFrom: <sip:lab@{lip}>;tag={call_id[:8]}\r\n"
+                    f"To: <sip:{ip}:{port}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n"
+                    "Content-Length: 0\r\n\r\n").encode())
+            data = s.recv(65535)
+        except OSError:
+            return False
+    parts = data.split(b" ", 2)
+    return len(parts) > 1 and parts[1].isdigit() and int(parts[1]) >= 200
+
+
+def tls_ready(ip: str, port: int, timeout: float) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as raw, ctx.wrap_socket(raw):
+            return True
+    except OSError:
+        return False
+
+
+def http_ready(ip: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

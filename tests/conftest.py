@@ -1,0 +1,54 @@
+"""Shared fixtures: the real lab, once per test session, on its own loopback /24."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SIPKIT = [sys.executable, "-m", "sipkit"]
+
+
+def _prefix() -> str:
+    """A /24 of 127/8 per test session, away from the demo lab (127.0.0) and the blocks
+    individual tests use (127.0.x), so concurrent runs do not collide."""
+    env = os.environ.get("SIPKIT_TEST_LAB_PREFIX")
+    if env:
+        return env
+    pid = os.getpid()
+    return f"127.{10 + pid % 80}.{(pid // 80) % 250}"
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    from sipkit.lab.manager import Lab
+
+    lab = Lab(directory=tmp_path_factory.mktemp("lab"), prefix=_prefix())
+    lab.up()
+    yield lab
+    lab.down()
+
+
+@pytest.fixture
+def run_sipkit():
+    """Run the CLI in a subprocess, as a user would; returns CompletedProcess (text)."""
+
+    def run(*args: str, env: dict | None = None, timeout: float = 60, input: str | None = None):
+        full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **(env or {})}
+        return subprocess.run([*SIPKIT, *args], capture_output=True, text=True, env=full_env,
+                              timeout=timeout, input=input, cwd=ROOT)
+
+    return run
+
+
+def report_of(proc) -> dict:
+    """Parse --json output, failing with the process's stderr if it is not JSON."""
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
