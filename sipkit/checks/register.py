@@ -1,0 +1,288 @@
+"""register: the extension's credentials work, and what the path does to SIP.
+
+Lockout safety (fail2ban, Kamailio pike, PBX "bad password" bans): one REGISTER without
+credentials to read the challenge, then exactly ONE authenticated REGISTER. A second
+authenticated request is sent only when the registrar has shown the password is right: after a
+200 (to remove our binding), after ``stale=true`` (RFC 7616 §3.3: the digest was valid, only the
+nonce aged), or after 423 (RFC 3261 §10.3: expiry is checked after authentication).
+
+Afterwards only the Contact sipkit added is removed (Expires 0 on that URI; never ``*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from ..report import CheckResult
+from ..sip.digest import DigestError, authorization, parse_challenges, pick_strongest
+from ..sip.message import Request, Response
+from ..sip.uri import parse_name_addr
+from .base import CheckContext, Target
+from .sipio import Dialogless, open_target, server_of
+
+ID = "register"
+TITLE = "Registration"
+DEPENDS = ("transport",)
+REQUESTED_EXPIRES = 60
+
+
+class _Flow:
+    """One registration attempt against one target; collects facts for the report."""
+
+    def __init__(self, ctx: CheckContext, conn, target: Target):
+        site = ctx.site
+        self.ctx, self.conn, self.target = ctx, conn, target
+        self.d = Dialogless(conn, target, user=site.username_extension,
+                            domain=site.registrar_server)
+        self.auth_attempts = 0
+        self.token = secrets.token_hex(4)
+        lip, lport = conn.local[0], conn.local[1]
+        host = f"[{lip}]" if ":" in lip else lip
+        # A URI parameter marks our binding, so un-register removes exactly this one.
+        self.contact_uri = (f"sip:{site.username_extension}@{host}:{lport};"
+                            f"transport={conn.transport};sipkit={self.token}")
+        self.ruri = f"sip:{site.registrar_server}" + (f":{site.port}" if site.port not in
+                                                      (5060, 5061) else "")
+        self.last_challenge = None
+        self.nc = 0
+
+    def request(self, expires: int, auth: tuple[str, str] | None = None) -> Request:
+        extra = [auth] if auth else []
+        return self.d.build("REGISTER", self.ruri, to_user=self.ctx.site.username_extension,
+                            contact=f"<{self.contact_uri}>", expires=expires, extra=extra)
+
+    def authorize(self, req_expires: int) -> Request:
+        ch = self.last_challenge
+        self.nc += 1
+        site = self.ctx.site
+        header = authorization(ch, method="REGISTER", uri=self.ruri, username=site.digest_username,
+                               password=site.digest_password.get_secret_value(), nc=self.nc)
+        return self.request(req_expires, header)
+
+    async def send(self, req: Request):
+        opts = self.ctx.options
+        ex = await self.conn.request(req, timeout=opts.timeout, t1=opts.t1)
+        if any(k.lower() in ("authorization", "proxy-authorization") for k, _ in req.headers.items()):
+            self.auth_attempts += 1
+        return ex
+
+
+def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str | None]:
+    """(granted expires of our contact, the other contacts, our contact as the registrar has it)."""
+    ours_expires, others, ours = None, [], None
+    default = resp.headers.get("Expires")
+    for value in resp.headers.get_all("Contact"):
+        try:
+            na = parse_name_addr(value)
+        except Exception:  # an odd Contact from the registrar is not our failure
+            others.append(value)
+            continue
+        if na.uri.params.get("sipkit") == token:
+            ours = str(na.uri)
+            exp = na.params.get("expires") or default
+            ours_expires = int(exp) if exp and str(exp).isdigit() else None
+        else:
+            others.append(str(na.uri))
+    return ours_expires, others, ours
+
+
+def _path_facts(sent: Request, resp: Response, local: tuple, contact_uri: str,
+                registered_contact: str | None) -> dict:
+    """NAT (RFC 3581 received/rport) and signs of a SIP ALG rewriting our messages."""
+    facts: dict = {"local": f"{local[0]}:{local[1]}"}
+    sent_via, got_via = sent.top_via, resp.top_via
+    if got_via is not None:
+        received = got_via.received or local[0]
+        rport = got_via.rport if isinstance(got_via.rport, int) else local[1]
+        facts["seen_as"] = f"{received}:{rport}"
+        facts["nat"] = received != local[0] or rport != local[1]
+        alg = []
+        if (got_via.host, got_via.port) != (sent_via.host, sent_via.port):
+            alg.append(f"Via sent-by changed from {sent_via.host}:{sent_via.port} to "
+                       f"{got_via.host}:{got_via.port}")
+        if got_via.branch != sent_via.branch:
+            alg.append("Via branch changed")
+        if len(resp.vias) != 1:
+            alg.append(f"{len(resp.vias)} Via headers came back, 1 was sent")
+        if registered_contact is not None:
+            want = _hostport(contact_uri)
+            have = _hostport(registered_contact)
+            if want != have:
+                alg.append(f"Contact rewritten from {want} to {have}")
+        facts["alg_signs"] = alg
+    return facts
+
+
+def _hostport(uri: str) -> str:
+    from ..sip.uri import SipUri
+
+    u = SipUri.parse(uri)
+    return f"{u.host}:{u.port}"
+
+
+def _challenge_facts(challenges) -> dict:
+    return {"realm": challenges[0].realm,
+            "algorithms": sorted({c.algorithm or "MD5" for c in challenges}),
+            "qop": sorted({q for c in challenges for q in c.qop}),
+            "header": challenges[0].header}
+
+
+async def _register(ctx: CheckContext, target: Target) -> CheckResult:
+    site = ctx.site
+    async with open_target(ctx, target, verify=False) as conn:
+        flow = _Flow(ctx, conn, target)
+        details: dict = {"target": target.as_dict(), "digest_username": site.digest_username,
+                         "requested_expires": REQUESTED_EXPIRES}
+
+        def done(status, summary, hint=None, **more):
+            details["authenticated_attempts"] = flow.auth_attempts
+            details.update(more)
+            return ctx.result(ID, status, summary, hint, **details)
+
+        # 1. no credentials: expect a challenge
+        first_req = flow.request(REQUESTED_EXPIRES)
+        ex = await flow.send(first_req)
+        if ex.final is None:
+            return done("fail", f"no final answer to REGISTER ({'1xx only' if ex.provisionals else 'timeout'})",
+                        "the PBX answers OPTIONS but not REGISTER: check it allows registrations "
+                        "on this transport and from this address")
+        resp = ex.final
+        details["unauthenticated_status"] = resp.status
+        details["server"] = server_of(resp)
+        if resp.status in (401, 407):
+            try:
+                challenges = parse_challenges(resp)
+                flow.last_challenge = pick_strongest(challenges)
+            except DigestError as exc:
+                return done("fail", f"the registrar's challenge is unusable: {exc}",
+                            "the PBX offers a digest algorithm sipkit and the cloud connector "
+                            "do not support; enable MD5 or SHA-256")
+            details["challenge"] = _challenge_facts(challenges)
+            details["challenge"]["chosen_algorithm"] = flow.last_challenge.algorithm or "MD5"
+        elif 200 <= resp.status < 300:
+            await _unregister(flow, None)
+            return done("warn", "the registrar accepted REGISTER without any credentials",
+                        "the PBX registers anyone to this extension: require authentication")
+        else:
+            return _classify_failure(done, resp, site, before_auth=True)
+
+        # 2. exactly one authenticated REGISTER
+        req = flow.authorize(REQUESTED_EXPIRES)
+        ex = await flow.send(req)
+        resp = ex.final
+        retried = None
+        if resp is not None and resp.status in (401, 407):
+            ch = parse_challenges(resp)
+            stale = next((c for c in ch if c.stale), None)
+            if stale is not None:  # the password was right; only the nonce aged
+                flow.last_challenge = stale
+                retried = "stale nonce"
+                req = flow.authorize(REQUESTED_EXPIRES)
+                ex = await flow.send(req)
+                resp = ex.final
+        if resp is not None and resp.status == 423:
+            minimum = resp.headers.get("Min-Expires")
+            if minimum and minimum.isdigit():
+                retried = f"423: Min-Expires {minimum}"
+                req = flow.authorize(int(minimum))
+                details["requested_expires"] = int(minimum)
+                ex = await flow.send(req)
+                resp = ex.final
+        if retried:
+            details["retried"] = retried
+        if resp is None:
+            return done("fail", "no answer to the authenticated REGISTER",
+                        "the PBX went silent after the credentials: it may have banned this "
+                        "address (fail2ban / pike); wait and check its security log")
+        details["status"] = resp.status
+        if not 200 <= resp.status < 300:
+            return _classify_failure(done, resp, site, before_auth=False)
+
+        expires, others, ours = _our_binding(resp, flow.token)
+        path = _path_facts(req, resp, conn.local, flow.contact_uri, ours)
+        removed = await _unregister(flow, expires)
+        summary = (f"registered {site.digest_username}@{site.registrar_server} "
+                   f"(realm {details['challenge']['realm']}, "
+                   f"{details['challenge']['chosen_algorithm']}); granted "
+                   f"{expires if expires is not None else '?'} s")
+        more = {"granted_expires": expires, "other_bindings": others, "unregistered": removed,
+                **path}
+        if path.get("nat"):
+            summary += f"; NAT: the PBX sees {path['seen_as']}"
+        warns = []
+        if path.get("alg_signs"):
+            warns.append(("SIP ALG suspected: " + "; ".join(path["alg_signs"]),
+                          "disable the SIP ALG / SIP helper on the router or firewall between "
+                          "this site and the PBX"))
+        if others:
+            warns.append((f"extension {site.username_extension} has {len(others)} other "
+                          "registered device(s)",
+                          "calls to this extension will also ring those devices: give the "
+                          "connector an extension of its own"))
+        if expires is not None and expires < 60:
+            warns.append((f"the registrar grants only {expires} s", "allow at least 60 s"))
+        if not removed:
+            warns.append(("could not remove sipkit's test binding",
+                          f"it expires by itself in {expires} s"))
+        if warns:
+            return done("warn", summary + "; " + "; ".join(w[0] for w in warns),
+                        "; ".join(w[1] for w in warns), **more)
+        return done("pass", summary, **more)
+
+
+async def _unregister(flow: _Flow, expires: int | None) -> bool:
+    """Expires 0 on our Contact only. The password is known good here."""
+    if flow.last_challenge is None:
+        req = flow.request(0)
+    else:
+        req = flow.authorize(0)
+    ex = await flow.send(req)
+    if ex.final is not None and ex.final.status in (401, 407):
+        try:
+            flow.last_challenge = pick_strongest(parse_challenges(ex.final))
+        except DigestError:
+            return False
+        ex = await flow.send(flow.authorize(0))
+    return ex.final is not None and 200 <= ex.final.status < 300
+
+
+def _classify_failure(done, resp: Response, site, before_auth: bool) -> CheckResult:
+    code = f"{resp.status} {resp.reason}"
+    who = f"{site.digest_username}@{site.registrar_server}"
+    if resp.status in (401, 407):
+        return done("fail", f"{code} again after authenticating: wrong password or realm for {who}",
+                    "check pbx_password (and auth_username if the PBX uses a separate auth "
+                    "name); sipkit stopped after one attempt so the site is not banned")
+    if resp.status == 403:
+        return done("fail", f"{code}: the PBX refused {who}"
+                    + (" before authentication (address or policy)" if before_auth else
+                       " — wrong password, unknown extension, or auth name not allowed"),
+                    "check username_extension and pbx_password on the PBX; if they are right, "
+                    "check the PBX allows registrations from this address"
+                    + ("" if before_auth else "; sipkit stopped after one attempt"))
+    if resp.status == 404:
+        return done("fail", f"{code}: extension {site.username_extension} does not exist on "
+                    f"{site.registrar_server}",
+                    "create the extension on the PBX, or fix username_extension / the domain")
+    if resp.status in (429, 503):
+        after = resp.headers.get("Retry-After")
+        return done("fail", f"{code}: the PBX is rate-limiting or overloaded"
+                    + (f" (Retry-After {after} s)" if after else ""),
+                    "wait and retry later; too many attempts from this address may be banned")
+    if resp.status == 423:
+        return done("fail", f"{code}: expiry too brief even after retrying with Min-Expires",
+                    "check the PBX's minimum registration interval")
+    return done("fail", f"REGISTER answered {code}",
+                "see the SIP exchange with -v; the PBX does not accept this registration")
+
+
+async def run(ctx: CheckContext) -> CheckResult:
+    targets = [t for t in ctx.answering_targets]
+    if not targets:
+        return ctx.result(ID, "skip", "no address answered in the transport check")
+    try:
+        return await _register(ctx, targets[0])
+    except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        return ctx.result(ID, "fail", f"connection lost during REGISTER: {exc or type(exc).__name__}",
+                          "re-run; if it repeats, the PBX or a firewall cuts the connection")
