@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "transport": "transport",
     "tls": "tls",
     "register": "register",
+    "allowed_ip": "allowed_ip",
 }
 
 

@@ -195,7 +195,7 @@ async def _register(ctx: CheckContext, target: Target) -> CheckResult:
             return done("fail", "no answer to the authenticated REGISTER",
                         "the PBX went silent after the credentials: it may have banned this "
                         "address (fail2ban / pike); wait and check its security log")
-        details["status"] = resp.status
+        details["final_status"] = resp.status
         if not 200 <= resp.status < 300:
             return _classify_failure(done, resp, site, before_auth=False)
 

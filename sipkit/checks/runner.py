@@ -30,14 +30,19 @@ def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[list[str
                          f"Known: {', '.join(REGISTRY)}")
     wanted = set(REGISTRY)
     if only:
-        wanted = set()
-        stack = list(only)
-        while stack:
-            cid = stack.pop()
-            if cid not in wanted:
-                wanted.add(cid)
-                stack.extend(load(cid).DEPENDS)
+        wanted = set(only).union(*(_closure(cid) for cid in only))
     return [c for c in REGISTRY if c in wanted], skip
+
+
+def _closure(cid: str) -> set[str]:
+    out: set[str] = set()
+    stack = list(load(cid).DEPENDS)
+    while stack:
+        dep = stack.pop()
+        if dep not in out:
+            out.add(dep)
+            stack.extend(load(dep).DEPENDS)
+    return out
 
 
 def secrets_of(site: Site) -> list[str]:
@@ -51,6 +56,7 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
                      skip: Iterable[str] = (), on_event: EventFn | None = None,
                      redactor: Redactor | None = None) -> Report:
     ids, skipped = select(only, skip)
+    modules = {cid: load(cid) for cid in ids}  # import up front: no check pays for another's
     redactor = redactor or Redactor(secrets_of(site))
     started = time.monotonic()
     report = Report(target=site.public_view(),
@@ -60,20 +66,22 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
         cid: asyncio.get_running_loop().create_future() for cid in ids}
 
     async def one(cid: str) -> CheckResult:
-        mod = load(cid)
+        mod = modules[cid]
         if cid in skipped:
             return CheckResult(id=cid, status="skip", summary="skipped on request (--skip)")
-        deps: dict[str, CheckResult] = {}
+        direct: dict[str, CheckResult] = {}
         for dep in mod.DEPENDS:
             if dep in futures:
-                deps[dep] = await futures[dep]
-        blocked = [d for d, r in deps.items() if not r.ok]
+                direct[dep] = await futures[dep]
+        blocked = [d for d, r in direct.items() if not r.ok]
         if blocked:
-            why = ", ".join(f"{d} {deps[d].status}" for d in blocked)
+            why = ", ".join(f"{d} {direct[d].status}" for d in blocked)
             return CheckResult(id=cid, status="skip", summary=f"not run: {why}")
         if on_event:
             on_event(cid, "start", None)
-        ctx = CheckContext(site=site, options=options, results=deps, redactor=redactor)
+        # A check sees every prerequisite's result, direct or not (all are done by now).
+        seen = {d: futures[d].result() for d in _closure(cid) if d in futures}
+        ctx = CheckContext(site=site, options=options, results=seen, redactor=redactor)
         try:
             # A hard cap so one stuck peer cannot hang the run; checks keep their own,
             # shorter timeouts per exchange.

@@ -3,6 +3,7 @@ every message as (redacted) evidence."""
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from .base import CheckContext, Target
 
 USER_AGENT = f"sipkit/{__version__}"
 MAX_EVIDENCE_BYTES = 4000  # a padded probe is not worth printing whole
+_PADDING = re.compile(r"(X-Sipkit-Padding: )(x+)")
 
 
 def ssl_context(ctx: CheckContext, verify: bool) -> ssl.SSLContext:
@@ -33,7 +35,8 @@ def tap_for(ctx: CheckContext):
 
     def tap(direction: str, data: bytes, local: tuple, remote: tuple, transport: str,
             ts: float) -> None:
-        text = data[:MAX_EVIDENCE_BYTES].decode("utf-8", errors="replace")
+        text = _PADDING.sub(lambda m: f"{m.group(1)}<{len(m.group(2))} bytes of padding>",
+                            data[:MAX_EVIDENCE_BYTES].decode("utf-8", errors="replace"))
         first = text.split("\r\n", 1)[0][:120] or f"({len(data)} bytes)"
         if len(data) > MAX_EVIDENCE_BYTES:
             text += f"\n… ({len(data)} bytes in all)"

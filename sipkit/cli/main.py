@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import SipkitError
 
     try:
-        cli.main(args=argv, prog_name="sipkit", standalone_mode=False)
-        return 0
+        rv = cli.main(args=argv, prog_name="sipkit", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

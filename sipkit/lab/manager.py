@@ -291,6 +291,7 @@ class Lab:
                  '  outbound_test_number: "5321234567"\n'
                  "  call_seconds: 3\n"
                  "  allow_private_registrar: true   # the lab lives on loopback\n"
+                 f"  source_ip: {self.pbx_ip}   # sipkit runs on the PBX host\n"
                  f"  ca_file: {self.ca_file}\n")
         norm = 'normalizer: {default_prefix: "0", condition_length: "10", condition_prefix: "5"}\n'
         header = "# Written by `sipkit lab up`: the lab PBX as a customer site.\n"

@@ -23,13 +23,13 @@ def status_cell(status: str) -> Text:
     return Text(f"{MARK[status]} {status.upper()}", style=STYLE[status])
 
 
-def _evidence(console: Console, result: CheckResult) -> None:
+def _evidence(console: Console, result: CheckResult, full: bool) -> None:
     for ev in result.evidence:
         arrow = {"out": "→", "in": "←"}.get(ev.direction or "", "·")
         where = f" {ev.peer}" if ev.peer else ""
         at = f"{ev.at_ms:7.1f} ms " if ev.at_ms is not None else ""
         console.print(Text(f"      {at}{arrow}{where} {ev.summary}", style="cyan"))
-        if ev.text:
+        if ev.text and full:
             for line in ev.text.rstrip().splitlines():
                 console.print(Text(f"          {line}", style="dim"))
 
@@ -62,12 +62,12 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
         console.print(Text.assemble((f"{MARK[c.status]} {c.id}: ", STYLE[c.status]), c.summary))
         if c.hint:
             console.print(Text.assemble(("  fix: ", "bold"), c.hint))
-    if verbose:
+    if verbose:  # -v: one line per message, whole messages for problems; -vv: all whole
         for c in report.checks:
-            if c.evidence and (verbose > 1 or c.status != "pass" or verbose):
+            if c.evidence:
                 console.print()
                 console.print(Text(f"evidence · {c.id}", style="bold"))
-                _evidence(console, c)
+                _evidence(console, c, full=verbose > 1 or c.status not in ("pass", "skip"))
     counts = {s: sum(1 for c in report.checks if c.status == s)
               for s in ("fail", "warn", "error", "skip", "pass")}
     parts = [f"{n} {s}" for s, n in counts.items() if n]

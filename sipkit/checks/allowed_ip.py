@@ -1,0 +1,98 @@
+"""allowed_ip: the source address the SIP connector server sees from this site is allowed_ip.
+
+The connector trusts inbound calls only from allowed_ip. The only opinion that counts is the
+cloud's: an OPTIONS with ``;rport`` to the connector server comes back with ``received`` and
+``rport`` in its Via (RFC 3581 §4), i.e. the address after every NAT on the way. Several probes,
+each from a fresh socket, expose multi-WAN setups whose egress address changes per flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..net.addresses import address_kind
+from ..report import CheckResult
+from .base import CheckContext, Target
+from .cloud import connector_server
+from .sipio import Dialogless, open_target, server_of
+
+ID = "allowed_ip"
+TITLE = "Source IP seen by the cloud"
+DEPENDS = ("transport",)
+PROBES = 3
+
+
+async def _seen_from(ctx: CheckContext, target: Target) -> dict:
+    try:
+        async with open_target(ctx, target, verify=False) as conn:
+            d = Dialogless(conn, target)
+            ex = await conn.request(d.options(), timeout=ctx.options.timeout, t1=ctx.options.t1)
+            local = conn.local
+    except ConnectionRefusedError:
+        return {"error": "refused"}
+    except OSError as exc:
+        return {"error": exc.strerror or str(exc)}
+    if ex.final is None:
+        return {"error": "refused" if ex.refused else "no answer"}
+    via = ex.final.top_via
+    received = (via.received if via is not None else None) or local[0]
+    rport = via.rport if via is not None and isinstance(via.rport, int) else None
+    return {"local": f"{local[0]}:{local[1]}", "ip": received, "port": rport,
+            "status": ex.final.status, "server": server_of(ex.final),
+            "reflected": via is not None and (via.received is not None or rport is not None)}
+
+
+async def run(ctx: CheckContext) -> CheckResult:
+    site = ctx.site
+    if site.setup_mode == "outbound":
+        return ctx.result(ID, "skip", "setup_mode is outbound: the connector accepts no inbound "
+                          "calls, allowed_ip is not used")
+    lookup = await connector_server(ctx)
+    if lookup.target is None:
+        return ctx.result(ID, "skip", lookup.reason or "no connector server address")
+    target = lookup.target
+    probes = []
+    for _ in range(PROBES):  # one after the other: each a new flow through any NAT
+        probes.append(await _seen_from(ctx, target))
+    details: dict = {"connector_server": target.as_dict(), "server_from": lookup.source,
+                     "allowed_ip": site.allowed_ip, "probes": probes}
+    answered = [p for p in probes if "ip" in p]
+    if not answered:
+        err = probes[0].get("error")
+        return ctx.result(ID, "fail", f"the SIP connector server {target.hostport} "
+                          f"({target.transport.upper()}) does not answer from here: {err}",
+                          f"allow outbound {target.transport.upper()} {target.port} to "
+                          f"{target.ip} in this site's firewall", **details)
+    seen = sorted({p["ip"] for p in answered})
+    details["seen_ips"] = seen
+    reflected = any(p["reflected"] for p in answered)
+    seen_ip = answered[0]["ip"]
+    where = f"the connector server {target.hostport} sees this site as {', '.join(seen)}"
+    if len(seen) > 1:
+        return ctx.result(ID, "warn" if site.allowed_ip in seen else "fail",
+                          f"{where}: the source address changes between connections "
+                          "(multi-WAN or load-balanced NAT)",
+                          "pin SIP traffic to one WAN link with a fixed public IP, and set "
+                          "allowed_ip to it", **details)
+    if seen_ip != site.allowed_ip:
+        mine = address_kind(site.allowed_ip)
+        theirs = address_kind(seen_ip)
+        reason = (f"allowed_ip {site.allowed_ip} is a {mine} address, but "
+                  if mine and not theirs else f"allowed_ip is {site.allowed_ip}, but ")
+        return ctx.result(ID, "fail", f"{reason}{where}",
+                          f"set allowed_ip: {seen_ip} in the connector (if the PBX leaves "
+                          "through the same link as this machine)", **details)
+    warns = []
+    if not reflected:
+        warns.append("the server did not add received/rport (RFC 3581), so this is this "
+                     "machine's own address")
+    pbx_ips = {t.ip for t in ctx.targets}
+    if pbx_ips and site.allowed_ip not in pbx_ips:
+        warns.append(f"the registrar resolves to {', '.join(sorted(pbx_ips))}, not allowed_ip: "
+                     "inbound calls come from the PBX, so its egress must be allowed_ip too")
+    summary = f"{where} = allowed_ip"
+    if warns:
+        return ctx.result(ID, "warn", summary + "; " + "; ".join(warns),
+                          "make sure the PBX's own egress address is allowed_ip "
+                          "(run sipkit on the PBX host to be sure)", **details)
+    return ctx.result(ID, "pass", summary, **details)

@@ -1,0 +1,58 @@
+"""Where the SIP connector server is: from the site file, or from the Mihu API (``auto``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..net.addresses import parse_ip
+from .base import CheckContext, Target
+
+
+@dataclass(frozen=True)
+class ServerLookup:
+    target: Target | None
+    source: str  # "site file" | "api"
+    reason: str | None = None  # why there is no target
+
+
+def _split(value: str, default_port: int) -> tuple[str, int]:
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if value.count(":") == 1:
+        host, port = value.split(":")
+        return host, int(port)
+    return value, default_port
+
+
+async def connector_server(ctx: CheckContext) -> ServerLookup:
+    """The connector server as a Target over the site's transport (5060 UDP / 5061 TLS)."""
+    transport = ctx.site.connection_type
+    default_port = 5061 if transport == "tls" else 5060
+    value = ctx.site.check.connector_server
+    source = "site file"
+    if value == "auto":
+        source = "api"
+        if not os.environ.get("SIPKIT_API_URL"):
+            return ServerLookup(None, source, "check.connector_server is auto but the Mihu API "
+                                "is not configured: set SIPKIT_API_URL and SIPKIT_API_TOKEN, or "
+                                "give the server's address in check.connector_server")
+        from ..mihu.lookup import assigned_server  # lazy: httpx only when needed
+
+        value, reason = await assigned_server()
+        if value is None:
+            return ServerLookup(None, source, reason)
+    host, port = _split(value, default_port)
+    if parse_ip(host) is None:
+        import asyncio
+        import socket
+
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            return ServerLookup(None, source, f"connector server {host} does not resolve ({exc})")
+        ip = infos[0][4][0]
+    else:
+        ip = host.strip("[]")
+    return ServerLookup(Target(host=host, ip=ip, port=port, transport=transport), source)

@@ -1,0 +1,95 @@
+"""The RFC 3261 §17.1.2 non-INVITE client transaction, as a pure state machine.
+
+    start(now) -> [Send]             Timer E (UDP only): retransmit at T1, 2T1, ... capped at T2
+    receive(resp, now)               1xx: proceeding (retransmits continue, every T2);
+                                     final: completed, Timer K = T4 (0 on reliable transports)
+    timeout(now)                     due timers fire: Send again, or Timeout at Timer F = 64*T1
+
+The caller owns the clock and the socket: it calls timeout() at next_deadline().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .message import Response
+
+
+@dataclass(frozen=True)
+class Send:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Deliver:
+    response: Response
+
+
+@dataclass(frozen=True)
+class Timeout:
+    pass
+
+
+@dataclass(frozen=True)
+class Terminated:
+    pass
+
+
+Action = Send | Deliver | Timeout | Terminated
+
+
+class NonInviteClientTransaction:
+    def __init__(self, data: bytes, *, reliable: bool, t1: float = 0.5, t2: float = 4.0,
+                 t4: float = 5.0):
+        self.data, self.reliable = data, reliable
+        self.t1, self.t2, self.t4 = t1, t2, t4
+        self.state = "init"
+        self._e: float | None = None  # next retransmit time
+        self._interval = t1
+        self._f: float | None = None  # transaction timeout
+        self._k: float | None = None  # end of completed state
+
+    def start(self, now: float) -> list[Action]:
+        self.state = "trying"
+        self._f = now + 64 * self.t1
+        if not self.reliable:
+            self._e = now + self.t1
+        return [Send(self.data)]
+
+    def receive(self, resp: Response, now: float) -> list[Action]:
+        if self.state in ("trying", "proceeding"):
+            if resp.status < 200:
+                self.state = "proceeding"
+                return [Deliver(resp)]
+            self.state = "completed"
+            self._e = self._f = None
+            wait = 0.0 if self.reliable else self.t4
+            self._k = now + wait
+            out: list[Action] = [Deliver(resp)]
+            if wait == 0:
+                self.state = "terminated"
+                out.append(Terminated())
+            return out
+        return []  # retransmitted finals in completed are absorbed
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (self._e, self._f, self._k) if t is not None]
+        return min(times) if times else None
+
+    def timeout(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        if self._f is not None and now >= self._f:
+            self.state = "terminated"
+            self._e = self._f = self._k = None
+            return [Timeout(), Terminated()]
+        if self._k is not None and now >= self._k:
+            self.state = "terminated"
+            self._k = None
+            return [Terminated()]
+        if self._e is not None and now >= self._e:
+            # §17.1.2.2: doubling up to T2 while trying; every T2 once proceeding.
+            self._interval = self.t2 if self.state == "proceeding" else min(2 * self._interval,
+                                                                             self.t2)
+            self._e = now + self._interval
+            out.append(Send(self.data))
+        return out
