@@ -37,3 +37,14 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         return redact_text(text, self.secrets)
+
+    def walk(self, value):
+        """Redact every string inside a JSON-like structure (before it is serialized:
+        redacting serialized JSON would have to understand its escaping)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v) for v in value]
+        return value

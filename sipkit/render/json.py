@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from ..redact import Redactor
 from ..report import Report
 
 
 def render(report: Report, redactor: Redactor) -> str:
-    return redactor(report.model_dump_json(indent=2))
+    return json.dumps(redactor.walk(report.model_dump(mode="json")), indent=2)
