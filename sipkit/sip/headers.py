@@ -103,5 +103,8 @@ class Headers:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
