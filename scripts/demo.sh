@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The main job on the embedded lab: start the lab, check the lab PBX as a customer site.
+# The main job on the embedded lab: start the lab (a real PBX, SIP connector server, echo UAS
+# and Mihu API sandbox on loopback), check the lab PBX as a customer site, and create the
+# connector through the API only if every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIPKIT=.venv/bin/sipkit
 $SIPKIT lab up
-site=$($SIPKIT lab up --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["site_file"])')
+lab_dir=$($SIPKIT lab up --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["directory"])')
+set -a; . "$lab_dir/lab.env"; set +a        # SIPKIT_API_URL, SIPKIT_API_TOKEN_FILE
 echo
-echo "\$ sipkit check --config $site"
-$SIPKIT check --config "$site"
+echo "\$ sipkit check --config $lab_dir/site.yaml --create"
+$SIPKIT check --config "$lab_dir/site.yaml" --create
+echo
+echo "\$ sipkit connector list"
+$SIPKIT connector list

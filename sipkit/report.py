@@ -53,6 +53,8 @@ class Report(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     status: Status = "pass"
     checks: list[CheckResult] = Field(default_factory=list)
+    # With `check --create`: what was done in the Mihu API (no secrets), or why nothing was.
+    provisioning: dict[str, Any] | None = None
 
     def finish(self, duration_ms: float) -> Report:
         self.duration_ms = round(duration_ms, 1)

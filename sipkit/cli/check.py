@@ -11,6 +11,10 @@ import click
 from ..errors import UsageError
 
 
+# Checks that depend on the connector existing; `--create` runs them again afterwards.
+POST_CREATE = ("allowed_ip", "call_inbound")
+
+
 def _ids(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -75,8 +79,16 @@ class _Progress:
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("-v", "--verbose", count=True, help="Show evidence: SIP messages (redacted), DNS answers.")
 @click.option("--color/--no-color", default=None, help="Force colours on or off.")
+@click.option("--create", is_flag=True,
+              help="If no check failed: allocate the SIP connector server if needed and create "
+                   "the connector in the Mihu API (idempotent).")
+@click.option("--replace", is_flag=True, help="With --create: replace a connector for this "
+              "number that has other settings.")
+@click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
-          strict, verbose, color):
+          strict, verbose, color, create, replace, api_url, token_file):
     """Check that a PBX extension will work with a Mihu connector.
 
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
@@ -100,6 +112,18 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
     with _Progress(live) as progress:
         report = asyncio.run(run_checks(site, options, _ids(only), _ids(skip),
                                         on_event=progress.event, redactor=redactor))
+    code = report.exit_code(strict)
+    if create:
+        code = _create(report, site, code, replace, api_url, token_file)
+        if report.provisioning and report.provisioning.get("connector"):
+            # Checks that need the connector (server allocated, source allowed) run again.
+            again = [c.id for c in report.checks if c.id in POST_CREATE]
+            if again:
+                rerun = asyncio.run(run_checks(site, options, only=again, redactor=redactor))
+                fresh = {c.id: c for c in rerun.checks if c.id in again}
+                report.checks = [fresh.get(c.id, c) for c in report.checks]
+                report.finish(report.duration_ms + rerun.duration_ms)
+                code = max(code, report.exit_code(strict))
     if as_json:
         from ..render.json import render as render_json
 
@@ -108,4 +132,25 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         from ..render.human import render as render_human
 
         click.echo(render_human(report, redactor, verbose=verbose, color=color), nl=False)
-    click.get_current_context().exit(report.exit_code(strict))
+    click.get_current_context().exit(code)
+
+
+def _create(report, site, code: int, replace: bool, api_url, token_file) -> int:
+    """Create only on a clean report; API errors become the report's provisioning entry."""
+    from ..errors import SipkitError
+
+    if code != 0:
+        failed = [c.id for c in report.checks if c.status in ("fail", "error")] or ["(--strict)"]
+        report.provisioning = {"action": "none",
+                               "reason": f"not created: {', '.join(failed)} did not pass"}
+        return code
+    from ..mihu.client import MihuClient
+    from ..mihu.provision import provision
+
+    try:
+        with MihuClient.from_env(api_url, token_file) as client:
+            report.provisioning = provision(client, site, replace=replace)
+    except SipkitError as exc:
+        report.provisioning = {"action": "error", "reason": str(exc)}
+        return exc.exit_code
+    return code

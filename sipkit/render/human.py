@@ -34,6 +34,24 @@ def _evidence(console: Console, result: CheckResult, full: bool) -> None:
                 console.print(Text(f"          {line}", style="dim"))
 
 
+def _provisioning(console: Console, prov: dict) -> None:
+    console.print()
+    action = prov.get("action")
+    if action in ("none", "error"):
+        console.print(Text.assemble(("Mihu connector: ", "bold"),
+                                    (prov.get("reason", ""), "red" if action == "error" else "")))
+        return
+    c = prov["connector"]
+    words = {"created": "created", "exists": "already existed with these settings",
+             "replaced": "replaced"}[action]
+    console.print(Text.assemble(("Mihu connector ", "bold"), (words, "green"),
+                                f": {c['pbx_extension_connector_uuid']} · {c['phone_number']} → "
+                                f"ext {c['pbx']['username_extension']} on "
+                                f"{c['pbx']['registrar_server']}:{c['pbx']['port']} · "
+                                f"SIP connector server {prov.get('sip_connector_server')} "
+                                f"({prov.get('server_action')}) · status {c['status']}"))
+
+
 def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | None = None,
            width: int | None = None) -> str:
     buf = StringIO()
@@ -68,6 +86,8 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
                 console.print()
                 console.print(Text(f"evidence · {c.id}", style="bold"))
                 _evidence(console, c, full=verbose > 1 or c.status not in ("pass", "skip"))
+    if report.provisioning is not None:
+        _provisioning(console, report.provisioning)
     counts = {s: sum(1 for c in report.checks if c.status == s)
               for s in ("fail", "warn", "error", "skip", "pass")}
     parts = [f"{n} {s}" for s, n in counts.items() if n]

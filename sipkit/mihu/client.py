@@ -1,0 +1,213 @@
+"""httpx client for the PBX-extension-connector endpoints.
+
+Retries: GET and DELETE (idempotent) on 429/502/503/504 and transport errors, with exponential
+backoff or the server's Retry-After, bounded in count and total time. POST create is never
+retried blindly (a lost response would make a duplicate): see ``create_connector``.
+The token lives only in the Authorization header; it is in no message, log or repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .. import __version__
+from . import endpoints
+from .errors import (BY_STATUS, ApiError, ConfigError, RateLimitError, ServerError,
+                     TransportError)
+from .models import Connector, ConnectorPage, ServerAssignment
+
+RETRY_STATUS = {429, 502, 503, 504}
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def load_token(token_file: str | Path | None = None) -> str | None:
+    """--token-file, then SIPKIT_API_TOKEN_FILE, then SIPKIT_API_TOKEN. Never a flag value:
+    flags show in process lists."""
+    path = token_file or os.environ.get("SIPKIT_API_TOKEN_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {path} ({exc.strerror})",
+                              fix="give a readable file holding only the token") from None
+    return os.environ.get("SIPKIT_API_TOKEN") or None
+
+
+class MihuClient:
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 3,
+                 retry_budget: float = 30.0, backoff: float = 0.5):
+        self.base_url = base_url.rstrip("/")
+        self.retries, self.retry_budget, self.backoff = retries, retry_budget, backoff
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={
+            "Authorization": f"Bearer {token}", "Accept": "application/json",
+            "User-Agent": f"sipkit/{__version__}"})
+
+    @classmethod
+    def from_env(cls, api_url: str | None = None, token_file: str | Path | None = None,
+                 timeout: float = 10.0) -> MihuClient:
+        url = api_url or os.environ.get("SIPKIT_API_URL")
+        if not url:
+            raise ConfigError("no API URL", fix="set SIPKIT_API_URL or --api-url, e.g. "
+                              "https://YOUR-WORKSPACE.mihu.ai")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"the API URL {url!r} has no http(s):// scheme",
+                              fix="write it like https://YOUR-WORKSPACE.mihu.ai")
+        token = load_token(token_file)
+        if not token:
+            raise ConfigError("no API token", fix="set SIPKIT_API_TOKEN or give --token-file "
+                              "(create a token in the Mihu dashboard: profile → Developer)")
+        return cls(url, token, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"MihuClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MihuClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+    @staticmethod
+    def _error_for(resp: httpx.Response) -> ApiError:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else {}
+        message = (body.get("message") if isinstance(body, dict) else None) or resp.reason_phrase
+        if err.get("details"):
+            message = f"{message} ({err['details']})"
+        cls = BY_STATUS.get(resp.status_code) or (ServerError if resp.status_code >= 500
+                                                  else ApiError)
+        fix = None
+        if err.get("field"):
+            fix = f"correct `{err['field']}` in the site file"
+        return cls(message, status=resp.status_code, code=err.get("code"), field=err.get("field"),
+                   fix=fix)
+
+    def _send(self, method: str, path: str, *, retry: bool, **kw: Any) -> Any:
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self._http.request(method, path, **kw)
+            except httpx.TimeoutException:
+                error: ApiError = TransportError(f"{method} {path} timed out")
+                wait = None
+            except httpx.TransportError as exc:
+                error = TransportError(f"cannot reach {self.base_url} ({type(exc).__name__})")
+                wait = None
+            else:
+                if resp.status_code < 400:
+                    if not resp.content:
+                        return None
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        raise ServerError(f"HTTP {resp.status_code} with a non-JSON body",
+                                          status=resp.status_code) from None
+                    return body.get("data", body) if isinstance(body, dict) else body
+                error = self._error_for(resp)
+                if not (retry and resp.status_code in RETRY_STATUS):
+                    raise error
+                wait = _retry_after(resp.headers.get("Retry-After"))
+            left = self.retry_budget - (time.monotonic() - start)
+            delay = wait if wait is not None else self.backoff * 2 ** (attempt - 1)
+            if not retry or attempt > self.retries or delay > left:
+                if isinstance(error, RateLimitError) and wait is not None and wait > left:
+                    raise RateLimitError(f"rate limited; the API asks to wait {wait:.0f} s, "
+                                         f"more than sipkit's budget of {self.retry_budget:.0f} s",
+                                         status=429)
+                raise error
+            time.sleep(delay)
+
+    # -- connectors -----------------------------------------------------------------------
+    def list_connectors(self, *, agent_uuid: str | None = None, phone_number: str | None = None,
+                        status: str | None = None, page: int = 1,
+                        per_page: int = 15) -> ConnectorPage:
+        params = {k: v for k, v in {"agent_uuid": agent_uuid, "phone_number": phone_number,
+                                    "status": status, "page": page,
+                                    "per_page": per_page}.items() if v is not None}
+        data = self._send("GET", endpoints.CONNECTORS, retry=True, params=params)
+        if isinstance(data, dict) and "items" not in data and "data" in data:
+            # Laravel paginator style (mihu-api.md §0.2 style A)
+            data = {"items": data["data"], "pagination": data}
+        return ConnectorPage.model_validate(data)
+
+    def iter_connectors(self, **filters: Any) -> Iterator[Connector]:
+        page = 1
+        while True:
+            result = self.list_connectors(page=page, per_page=50, **filters)
+            yield from result.items
+            if not result.pagination.has_more and page >= result.pagination.last_page:
+                return
+            page += 1
+
+    def get_connector(self, uuid: str) -> Connector:
+        return Connector.model_validate(
+            self._send("GET", endpoints.CONNECTOR.format(uuid=uuid), retry=True))
+
+    def delete_connector(self, uuid: str) -> None:
+        self._send("DELETE", endpoints.CONNECTOR.format(uuid=uuid), retry=True)
+
+    def create_connector(self, body: dict[str, Any]) -> Connector:
+        """POST once. If the answer is lost (timeout, 5xx, connection reset), look the
+        connector up by phone number before saying anything: it may exist now."""
+        try:
+            return Connector.model_validate(
+                self._send("POST", endpoints.CONNECTORS, retry=False, json=body))
+        except (TransportError, ServerError) as exc:
+            found = self.find_connector(body["phone_number"], body.get("agent_uuid"))
+            if found is not None:
+                return found
+            raise exc
+
+    def find_connector(self, phone_number: str, agent_uuid: str | None = None) -> Connector | None:
+        for c in self.iter_connectors(phone_number=phone_number):
+            if c.phone_number == phone_number and (agent_uuid is None or
+                                                   c.agent_uuid == agent_uuid):
+                return c
+        return None
+
+    # -- the account's SIP connector server -----------------------------------------------
+    def get_server(self) -> ServerAssignment:
+        return ServerAssignment.model_validate(self._send("GET", endpoints.SERVER, retry=True))
+
+    def allocate_server(self) -> ServerAssignment:
+        # Idempotent by contract ("if a server is already assigned the existing one is
+        # returned"), so retrying is safe.
+        return ServerAssignment.model_validate(self._send("POST", endpoints.SERVER, retry=True))
+
+    def release_server(self) -> bool:
+        """True if a server was released, False if none was allocated."""
+        try:
+            self._send("DELETE", endpoints.SERVER, retry=True)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True

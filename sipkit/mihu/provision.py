@@ -1,0 +1,86 @@
+"""Idempotent provisioning: safe to re-run from scripts, never a duplicate.
+
+``ensure_connector`` looks for a connector with the same phone number (and agent) before it
+creates one. Same settings: "exists". Other settings: ConnectorDiffers, listing the fields
+(passwords cannot be compared, the API never returns them), unless ``replace``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..settings import Site
+from .client import MihuClient
+from .errors import ConnectorDiffers
+from .models import Connector, ServerAssignment
+
+
+def ensure_server(client: MihuClient) -> tuple[ServerAssignment, str]:
+    """(assignment, "existing" | "allocated")."""
+    current = client.get_server()
+    if current.assigned and current.sip_connector_server:
+        return current, "existing"
+    return client.allocate_server(), "allocated"
+
+
+def _norm(n: Any) -> dict:
+    if n is None:
+        return {}
+    data = n if isinstance(n, dict) else n.model_dump()
+    return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+def differences(existing: Connector, site: Site) -> dict[str, tuple[Any, Any]]:
+    """Field -> (in Mihu, in the site file), for every setting that differs."""
+    want = {
+        "agent_uuid": site.agent_uuid,
+        "registrar_server": site.registrar_server,
+        "port": site.port,
+        "username_extension": site.username_extension,
+        "allowed_ip": site.allowed_ip,
+        "setup_mode": site.setup_mode,
+        "connection_type": site.connection_type,
+        "auth_username": site.auth_username,
+        "normalizer": _norm(site.normalizer),
+    }
+    have = {
+        "agent_uuid": existing.agent_uuid,
+        "registrar_server": existing.pbx.registrar_server,
+        "port": existing.pbx.port,
+        "username_extension": existing.pbx.username_extension,
+        "allowed_ip": existing.inbound.allowed_ip,
+        "setup_mode": existing.setup_mode,
+        "connection_type": existing.connection_type,
+        "auth_username": existing.auth.username if existing.auth.has_separate_credentials else None,
+        "normalizer": _norm(existing.normalizer),
+    }
+    return {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+
+
+def ensure_connector(client: MihuClient, site: Site, replace: bool = False
+                     ) -> tuple[Connector, str]:
+    """(connector, "created" | "exists" | "replaced")."""
+    existing = client.find_connector(site.phone_number)
+    if existing is not None:
+        diff = differences(existing, site)
+        if not diff:
+            return existing, "exists"
+        if not replace:
+            listed = "; ".join(f"{k}: {a!r} in Mihu, {b!r} in the site file"
+                               for k, (a, b) in diff.items())
+            err = ConnectorDiffers(f"connector {existing.uuid} for {site.phone_number} exists "
+                                   f"with other settings ({listed})")
+            err.differences = diff  # type: ignore[attr-defined]
+            raise err
+        client.delete_connector(existing.uuid)
+        return client.create_connector(site.api_body()), "replaced"
+    return client.create_connector(site.api_body()), "created"
+
+
+def provision(client: MihuClient, site: Site, replace: bool = False) -> dict[str, Any]:
+    """Server first (connectors are pushed to it), then the connector. JSON-ready, no secrets."""
+    server, server_action = ensure_server(client)
+    connector, action = ensure_connector(client, site, replace=replace)
+    return {"action": action, "server_action": server_action,
+            "sip_connector_server": server.sip_connector_server,
+            "connector": connector.model_dump(mode="json")}
