@@ -256,8 +256,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> object:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw
         if not raw:
             return None
         try:
@@ -276,6 +275,13 @@ class Handler(BaseHTTPRequestHandler):
                              "The token is unknown, revoked or expired")
 
     def _handle(self, method: str) -> None:
+        # Read the body before anything can answer: on a kept-alive connection an unread body
+        # would be taken for the next request line.
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        self._raw = self.rfile.read(length) if length > 0 else b""
         url = urlparse(self.path)
         path = url.path.rstrip("/")
         sb = self.sandbox
@@ -345,17 +351,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"success": True, "data": ips})
         raise ApiFailure(404, "NOT_FOUND", "Endpoint not found")
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._handle("PUT")
+    def __getattr__(self, name: str):
+        # Every method (TRACE, QUERY, ...) gets the JSON envelope, not http.server's 501 page.
+        if name.startswith("do_"):
+            return lambda: self._handle(name[3:])
+        raise AttributeError(name)
 
 
 def make_server(db: str | Path, host: str, port: int, tokens: set[str],
