@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "tls": "tls",
     "register": "register",
     "allowed_ip": "allowed_ip",
+    "normalizer": "normalizer",
 }
 
 

@@ -41,7 +41,7 @@ PBX_NAME = "pbx.sipkit.test"
 CONNECTOR_NAME = "connector.sipkit.test"
 EXTENSIONS = ("100", "101", "102")
 AGENT_UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
-PHONE_NUMBER = "+12084439178"
+PHONE_NUMBER = "+902124439178"  # Istanbul: the lab rule is a Turkish mobile rule
 
 # binary -> Debian package that provides it
 PACKAGES = {"kamailio": "kamailio", "sipp": "sip-tester"}
