@@ -97,6 +97,10 @@ class CheckSettings(_Model):
     # The cloud cannot reach a PBX on private space, so dns FAILs on it; set this when the
     # cloud reaches the PBX over a private link (VPN), and in the local lab.
     allow_private_registrar: bool = False
+    # Media thresholds (defaults: Microsoft Teams' network targets, anchors.md §4b)
+    max_loss_pct: float = Field(default=1.0, ge=0, le=100)
+    max_jitter_ms: float = Field(default=30.0, ge=0)
+    min_mos: float = Field(default=3.6, ge=1, le=4.5)
     ca_file: Path | None = None
     nameserver: str | None = None
     source_ip: str | None = None

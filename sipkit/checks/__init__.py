@@ -17,6 +17,8 @@ REGISTRY: dict[str, str] = {
     "register": "register",
     "allowed_ip": "allowed_ip",
     "normalizer": "normalizer",
+    "call_inbound": "call_inbound",
+    "call_outbound": "call_outbound",
 }
 
 

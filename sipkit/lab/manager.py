@@ -334,9 +334,12 @@ class Lab:
 
     def _start_connector(self) -> Component:
         d = self.directory / "connector"
+        allowed = d / "allowed_ips"
+        if not allowed.exists():
+            allowed.write_text("")
         comp = self._kamailio("connector", {
             "CONNECTOR_IP": self.connector_ip, "TLSCFG": str(d / "tls.cfg"),
-            "ECHO_URI": f"sip:{self.echo_ip}:5060"})
+            "ECHO_URI": f"sip:{self.echo_ip}:5060", "ALLOWED_FILE": str(allowed)})
         comp.endpoint = f"udp/tcp {self.connector_ip}:5060, tls {self.connector_ip}:5061"
         return comp
 
@@ -355,6 +358,7 @@ class Lab:
         db = self.directory / "api.db"
         argv = [sys.executable, "-m", "sipkit.lab.sandbox", "--listen", f"{self.api_ip}:8080",
                 "--token", str(self.token_file), "--connector-server", self.connector_ip,
+                "--allowed-file", str(self.directory / "connector" / "allowed_ips"),
                 "--db", str(db)]
         return self._spawn("api", argv, self.api_url)
 

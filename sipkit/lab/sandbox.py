@@ -17,7 +17,7 @@ Its validation is written independently of sipkit.settings, so client and server
 agree merely by sharing code.
 
     python -m sipkit.lab.sandbox --db api.db --listen 127.0.0.4:8080 --token FILE \
-        --connector-server 127.0.0.2
+        --connector-server 127.0.0.2 --allowed-file connector/allowed_ips
 """
 
 from __future__ import annotations
@@ -113,13 +113,26 @@ def _is_ip(value: str) -> bool:
 
 
 class Sandbox:
-    def __init__(self, db: str | Path, tokens: set[str], connector_server: str):
+    def __init__(self, db: str | Path, tokens: set[str], connector_server: str,
+                 allowed_file: str | Path | None = None):
         self.db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
         self.db.executescript(SCHEMA)
         self.lock = threading.Lock()
         self.tokens = tokens
         self.connector_server = connector_server
         self.faults: list[dict] = []
+        self.allowed_file = Path(allowed_file) if allowed_file else None
+        self.push()
+
+    def push(self) -> None:
+        """What the cloud does on every change: push the connectors' allowed_ip values to the
+        SIP connector server (here, a file its Kamailio reads; replaced atomically)."""
+        if self.allowed_file is None:
+            return
+        ips = sorted({json.loads(r[1])["allowed_ip"] for r in self.rows()})
+        tmp = self.allowed_file.with_suffix(".tmp")
+        tmp.write_text("".join(f"{ip}\n" for ip in ips))
+        tmp.replace(self.allowed_file)
 
     # -- resources ------------------------------------------------------------------------
     def view(self, row) -> dict:
@@ -162,6 +175,7 @@ class Sandbox:
             self.db.execute("insert into connectors values (?, ?, ?, ?, 'active', ?, ?)",
                             (uid, data["phone_number"], data["agent_uuid"], json.dumps(data),
                              now, now))
+            self.push()
         return self.view(self.rows("where uuid = ?", (uid,))[0])
 
     def get(self, uid: str) -> dict:
@@ -174,6 +188,7 @@ class Sandbox:
         with self.lock:
             if self.db.execute("delete from connectors where uuid = ?", (uid,)).rowcount == 0:
                 raise ApiFailure(404, "NOT_FOUND", "PBX extension connector not found")
+            self.push()
 
     def list(self, query: dict[str, list[str]]) -> dict:
         def one(name: str, default: str | None = None) -> str | None:
@@ -359,8 +374,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(db: str | Path, host: str, port: int, tokens: set[str],
-                connector_server: str) -> ThreadingHTTPServer:
-    sandbox = Sandbox(db, tokens, connector_server)
+                connector_server: str, allowed_file: str | Path | None = None
+                ) -> ThreadingHTTPServer:
+    sandbox = Sandbox(db, tokens, connector_server, allowed_file)
     handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -374,10 +390,12 @@ def main() -> None:
     ap.add_argument("--listen", required=True, metavar="IP:PORT")
     ap.add_argument("--token", required=True, help="file holding the accepted bearer token")
     ap.add_argument("--connector-server", required=True, help="address allocate hands out")
+    ap.add_argument("--allowed-file", help="where to push the connectors' allowed_ip values")
     args = ap.parse_args()
     host, port = args.listen.rsplit(":", 1)
     token = Path(args.token).read_text().strip()
-    server = make_server(args.db, host, int(port), {token}, args.connector_server)
+    server = make_server(args.db, host, int(port), {token}, args.connector_server,
+                         args.allowed_file)
     print(f"sandbox ready on http://{host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

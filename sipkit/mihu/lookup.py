@@ -23,3 +23,20 @@ def _assigned() -> tuple[str | None, str | None]:
 async def assigned_server() -> tuple[str | None, str | None]:
     """(address, None) or (None, why not). Runs the sync client off the event loop."""
     return await asyncio.to_thread(_assigned)
+
+
+def _exists(phone_number: str) -> bool | None:
+    try:
+        with MihuClient.from_env(timeout=5.0) as client:
+            return client.find_connector(phone_number) is not None
+    except ApiError:
+        return None
+
+
+async def connector_exists(phone_number: str) -> bool | None:
+    """True/False from the API; None when the API is not configured or not answering."""
+    import os
+
+    if not os.environ.get("SIPKIT_API_URL"):
+        return None
+    return await asyncio.to_thread(_exists, phone_number)

@@ -1,0 +1,63 @@
+"""call_inbound: a test call from this site to the SIP connector server, with media.
+
+What the PBX will do for every inbound call: INVITE the connector from the site's address.
+Before the connector exists the server refuses the source (403): reachable, not yet allowed.
+"""
+
+from __future__ import annotations
+
+from ..media.model import CallParams
+from ..report import CheckResult
+from .base import CheckContext
+from .calls import budget, judge_audio, local_ip_towards, place
+from .cloud import connector_server
+
+ID = "call_inbound"
+TITLE = "Test call to the connector"
+DEPENDS = ("allowed_ip",)
+BUDGET = budget
+
+
+async def run(ctx: CheckContext) -> CheckResult:
+    site = ctx.site
+    if site.setup_mode == "outbound":
+        return ctx.result(ID, "skip", "setup_mode is outbound: no inbound calls")
+    lookup = await connector_server(ctx)
+    if lookup.target is None:
+        return ctx.result(ID, "skip", lookup.reason or "no connector server address")
+    t = lookup.target
+    host = f"[{t.ip}]" if ":" in t.ip else t.ip
+    uri = f"sip:{site.phone_number}@{host}:{t.port}" + (";transport=tls" if t.transport == "tls"
+                                                        else "")
+    params = CallParams(target=uri, transport=t.transport, local_ip=local_ip_towards(ctx, t.ip),
+                        from_uri=f"sip:{site.username_extension}@{site.registrar_server}",
+                        seconds=site.check.call_seconds, setup_timeout=max(5.0, ctx.options.timeout * 2))
+    r = await place(ctx, params, t.ip)
+    details = {"target": uri}
+    if r.status == "answered":
+        return judge_audio(ctx, ID, r, f"call to {site.phone_number} at {t.hostport}", **details)
+    if r.status == "rejected" and r.code == 403:
+        from ..mihu.lookup import connector_exists
+
+        exists = await connector_exists(site.phone_number)
+        if exists:
+            return ctx.result(ID, "fail", f"the connector server refused the call from "
+                              f"{params.local_ip} (403 {r.reason}) although the connector "
+                              "exists", "allowed_ip does not match this site's address: see "
+                              "the allowed_ip check", call=r.model_dump(), **details)
+        return ctx.result(ID, "warn", f"the connector server {t.hostport} is reachable but "
+                          f"does not allow this site yet (403 {r.reason})",
+                          "expected before the connector exists: create it with "
+                          "`sipkit check --create`, which calls again afterwards",
+                          call=r.model_dump(), **details)
+    if r.status == "rejected":
+        return ctx.result(ID, "fail", f"the connector server answered {r.code} {r.reason}",
+                          "see -v; if it persists, send the JSON report to Mihu support",
+                          call=r.model_dump(), **details)
+    if r.status == "no_answer":
+        return ctx.result(ID, "fail", f"no answer to the INVITE from {t.hostport}",
+                          "INVITEs from this site do not reach the connector server, or its "
+                          "answers do not come back: check the firewall for "
+                          f"{t.transport.upper()} {t.port}", call=r.model_dump(), **details)
+    return ctx.result(ID, "error", f"the test call could not run: {r.error}",
+                      "report this with the -v --json output", call=r.model_dump(), **details)

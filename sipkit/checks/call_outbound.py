@@ -1,0 +1,68 @@
+"""call_outbound: register with the connector's credentials and call the test number, in the
+form the connector's number rule gives it, through the PBX — as the connector will.
+
+It runs after the register check has shown the password right, so its REGISTER cannot add to
+a lockout (pjsua2 is told never to retry it).
+"""
+
+from __future__ import annotations
+
+from ..media.model import CallParams
+from ..normalize import normalize
+from ..report import CheckResult
+from .base import CheckContext
+from .calls import budget, judge_audio, local_ip_towards, place
+
+ID = "call_outbound"
+TITLE = "Test call through the PBX"
+DEPENDS = ("register",)
+BUDGET = budget
+
+_MEANING = {404: "the PBX does not know this number", 484: "the number is incomplete for "
+            "the PBX's dial plan", 403: "the PBX forbids this extension to call it",
+            480: "the destination is unavailable", 486: "busy", 488: "no common codec",
+            503: "the PBX has no route (trunk down?)", 603: "declined"}
+
+
+async def run(ctx: CheckContext) -> CheckResult:
+    site = ctx.site
+    if site.setup_mode == "inbound":
+        return ctx.result(ID, "skip", "setup_mode is inbound: no outbound calls")
+    raw = site.check.outbound_test_number
+    if not raw:
+        return ctx.result(ID, "skip", "no check.outbound_test_number in the site file")
+    number = normalize(raw, site.normalizer).result if site.normalizer else raw
+    targets = ctx.answering_targets
+    if not targets:
+        return ctx.result(ID, "skip", "no PBX address answered")
+    t = targets[0]
+    host = f"[{t.ip}]" if ":" in t.ip else t.ip
+    tp = ";transport=tls" if t.transport == "tls" else ""
+    params = CallParams(
+        target=f"sip:{number}@{host}:{t.port}{tp}", transport=t.transport,
+        local_ip=local_ip_towards(ctx, t.ip),
+        from_uri=f"sip:{site.username_extension}@{site.registrar_server}",
+        registrar=f"sip:{host}:{t.port}{tp}", username=site.digest_username,
+        password=site.digest_password.get_secret_value(), seconds=site.check.call_seconds,
+        setup_timeout=max(5.0, ctx.options.timeout * 2))
+    r = await place(ctx, params, t.ip)
+    details = {"number": number, "raw_number": raw, "target": params.target}
+    shown = f"{raw} → {number}" if number != raw else number
+    if r.status == "answered":
+        return judge_audio(ctx, ID, r, f"the PBX connected {shown}", **details)
+    if r.status == "rejected":
+        meaning = _MEANING.get(r.code or 0, "the PBX refused the call")
+        return ctx.result(ID, "fail", f"the PBX rejected {shown} with {r.code} {r.reason}: "
+                          f"{meaning}", "fix the connector's normalizer so numbers reach the "
+                          "PBX in the form its dial plan expects (`sipkit normalize --explain`)"
+                          if r.code in (404, 484) else "check the PBX's outbound routes and "
+                          "the extension's permissions", call=r.model_dump(), **details)
+    if r.status == "no_answer":
+        return ctx.result(ID, "fail", f"no answer from the PBX for {shown}",
+                          "the PBX or its trunk does not answer: check its logs",
+                          call=r.model_dump(), **details)
+    return ctx.result(ID, "fail" if r.registration else "error",
+                      f"the test call could not run: {r.error}",
+                      "the registration failed for the media engine although the register "
+                      "check passed: compare with -v" if r.registration else
+                      "report this with the -v --json output", call=r.model_dump(), **details)

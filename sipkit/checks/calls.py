@@ -1,0 +1,89 @@
+"""What the two call checks share: the worker call, the local address, the verdict words."""
+
+from __future__ import annotations
+
+import socket
+
+from ..media.call import run_call
+from ..media.model import CallParams, CallResult, Thresholds
+from .base import CheckContext
+
+
+def local_ip_towards(ctx: CheckContext, ip: str) -> str:
+    """--source-ip, else the address the kernel would send from (no packet is sent)."""
+    if ctx.options.source_ip:
+        return ctx.options.source_ip
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.connect((ip, 9))
+        return s.getsockname()[0]
+
+
+def thresholds(ctx: CheckContext) -> Thresholds:
+    c = ctx.site.check
+    return Thresholds(max_loss_pct=c.max_loss_pct, max_jitter_ms=c.max_jitter_ms,
+                      min_mos=c.min_mos)
+
+
+def budget(options, site) -> float:
+    return site.check.call_seconds + 45
+
+
+async def place(ctx: CheckContext, params: CallParams, signalling_ip: str) -> CallResult:
+    ctx.note(f"calling {params.target} over {params.transport.upper()} from {params.local_ip}"
+             + (f", registered as {params.username}" if params.registrar else ""))
+    result = await run_call(params, thresholds(ctx), signalling_ip=signalling_ip)
+    ctx.record("media", f"call {result.status}"
+               + (f" {result.code} {result.reason}" if result.code else "")
+               + (f"; {result.codec}; RTP sent {result.tx.packets}, received {result.rx.packets}"
+                  if result.status == "answered" else "")
+               + (f"; {result.error}" if result.error else ""))
+    return result
+
+
+def media_summary(r: CallResult) -> str:
+    parts = [f"answered in {r.answer_ms:.0f} ms" if r.answer_ms is not None else "answered"]
+    if r.codec:
+        parts.append(r.codec)
+    parts.append(f"RTP sent {r.tx.packets} / received {r.rx.packets}")
+    if r.rx.packets:
+        parts.append(f"loss {r.rx.loss_pct:.1f} %")
+        if r.rx.jitter_ms_mean is not None:
+            parts.append(f"jitter {r.rx.jitter_ms_mean:.1f} ms")
+    if r.rtt_ms is not None:
+        parts.append(f"RTT {r.rtt_ms:.0f} ms")
+    if r.mos is not None:
+        parts.append(f"MOS {r.mos:.2f}")
+    return ", ".join(parts)
+
+
+AUDIO_PROBLEMS = {
+    "no_audio": ("no audio in either direction",
+                 "RTP is blocked both ways: open the RTP port range (UDP) between this site and "
+                 "the cloud, and disable the SIP ALG"),
+    "one_way_audio": ("one-way audio: RTP sent, none received",
+                      "the far end's RTP does not reach this site: allow inbound UDP to the RTP "
+                      "ports, and check no NAT/ALG rewrites the SDP address"),
+    "one_way_audio_outbound": ("one-way audio: RTP received, none sent",
+                               "this side sends no RTP: check the local media configuration"),
+    "private_sdp": ("the answer's SDP carries a private media address while signalling is "
+                    "public", "fix the NAT settings (external address) of the far end"),
+}
+QUALITY = {"loss_high": "packet loss above the threshold", "jitter_high": "jitter above the "
+           "threshold", "mos_low": "MOS below the threshold"}
+
+
+def judge_audio(ctx: CheckContext, check_id: str, r: CallResult, summary: str, **details):
+    details = {**details, "call": r.model_dump()}
+    hard = [v for v in r.verdicts if v in AUDIO_PROBLEMS and v != "private_sdp"]
+    if hard:
+        words, fix = AUDIO_PROBLEMS[hard[0]]
+        return ctx.result(check_id, "fail", f"{summary}: {words} ({media_summary(r)})", fix,
+                          **details)
+    soft = [v for v in r.verdicts if v in QUALITY or v == "private_sdp"]
+    if soft:
+        words = "; ".join(QUALITY.get(v) or AUDIO_PROBLEMS[v][0] for v in soft)
+        return ctx.result(check_id, "warn", f"{summary}: {media_summary(r)}; {words}",
+                          "check the path's loss and jitter (Wi-Fi, saturated uplink, QoS); "
+                          "thresholds are in the check: section", **details)
+    return ctx.result(check_id, "pass", f"{summary}: {media_summary(r)}", **details)
