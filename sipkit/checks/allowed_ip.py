@@ -65,34 +65,38 @@ async def run(ctx: CheckContext) -> CheckResult:
                           f"{target.ip} in this site's firewall", **details)
     seen = sorted({p["ip"] for p in answered})
     details["seen_ips"] = seen
-    reflected = any(p["reflected"] for p in answered)
-    seen_ip = answered[0]["ip"]
-    where = f"the connector server {target.hostport} sees this site as {', '.join(seen)}"
+    status, summary, hint = verdict(site.allowed_ip, seen, any(p["reflected"] for p in answered),
+                                    {t.ip for t in ctx.targets}, target.hostport)
+    return ctx.result(ID, status, summary, hint, **details)
+
+
+def verdict(allowed_ip: str, seen: list[str], reflected: bool, pbx_ips: set[str],
+            server: str) -> tuple[str, str, str | None]:
+    """Pure: (status, summary, hint) from what the connector server saw."""
+    where = f"the connector server {server} sees this site as {', '.join(seen)}"
     if len(seen) > 1:
-        return ctx.result(ID, "warn" if site.allowed_ip in seen else "fail",
-                          f"{where}: the source address changes between connections "
-                          "(multi-WAN or load-balanced NAT)",
-                          "pin SIP traffic to one WAN link with a fixed public IP, and set "
-                          "allowed_ip to it", **details)
-    if seen_ip != site.allowed_ip:
-        mine = address_kind(site.allowed_ip)
-        theirs = address_kind(seen_ip)
-        reason = (f"allowed_ip {site.allowed_ip} is a {mine} address, but "
-                  if mine and not theirs else f"allowed_ip is {site.allowed_ip}, but ")
-        return ctx.result(ID, "fail", f"{reason}{where}",
-                          f"set allowed_ip: {seen_ip} in the connector (if the PBX leaves "
-                          "through the same link as this machine)", **details)
+        return ("warn" if allowed_ip in seen else "fail",
+                f"{where}: the source address changes between connections (multi-WAN or "
+                "load-balanced NAT)",
+                "pin SIP traffic to one WAN link with a fixed public IP, and set allowed_ip to it")
+    seen_ip = seen[0]
+    if seen_ip != allowed_ip:
+        mine, theirs = address_kind(allowed_ip), address_kind(seen_ip)
+        reason = (f"allowed_ip {allowed_ip} is a {mine} address, but " if mine and not theirs
+                  else f"allowed_ip is {allowed_ip}, but ")
+        return ("fail", f"{reason}{where}",
+                f"set allowed_ip: {seen_ip} in the connector (if the PBX leaves through the "
+                "same link as this machine)")
     warns = []
     if not reflected:
         warns.append("the server did not add received/rport (RFC 3581), so this is this "
                      "machine's own address")
-    pbx_ips = {t.ip for t in ctx.targets}
-    if pbx_ips and site.allowed_ip not in pbx_ips:
+    if pbx_ips and allowed_ip not in pbx_ips:
         warns.append(f"the registrar resolves to {', '.join(sorted(pbx_ips))}, not allowed_ip: "
                      "inbound calls come from the PBX, so its egress must be allowed_ip too")
     summary = f"{where} = allowed_ip"
     if warns:
-        return ctx.result(ID, "warn", summary + "; " + "; ".join(warns),
-                          "make sure the PBX's own egress address is allowed_ip "
-                          "(run sipkit on the PBX host to be sure)", **details)
-    return ctx.result(ID, "pass", summary, **details)
+        return ("warn", summary + "; " + "; ".join(warns),
+                "make sure the PBX's own egress address is allowed_ip (run sipkit on the PBX "
+                "host to be sure)")
+    return "pass", summary, None

@@ -1,0 +1,174 @@
+"""Test calls with media through the real lab (pjsua2 ↔ Kamailio ↔ SIPp echo), allowed_ip,
+and `check --create` end to end against the API sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from sipkit.media.call import run_call
+from sipkit.media.model import CallParams
+from tests.conftest import report_of
+from tests.integration.test_checks_lab import checks, site_variant
+
+pytestmark = pytest.mark.lab
+
+
+def lab_env(lab) -> dict:
+    return dict(line.split("=", 1) for line in lab.env_file.read_text().split())
+
+
+def delete_all_connectors(lab, run_sipkit):
+    env = lab_env(lab)
+    listing = report_of(run_sipkit("connector", "list", "--json", env=env))
+    for c in listing["items"]:
+        run_sipkit("connector", "delete", c["pbx_extension_connector_uuid"], env=env)
+
+
+def test_outbound_call_through_pbx_with_normalized_number(lab, run_sipkit):
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "call_outbound", "--json")
+    call = checks(report_of(proc))["call_outbound"]
+    assert call["status"] == "pass", call
+    d = call["details"]
+    assert (d["raw_number"], d["number"]) == ("5321234567", "05321234567")
+    c = d["call"]
+    assert c["code"] == 200 and c["tx"]["packets"] > 50 and c["rx"]["packets"] > 50
+    assert c["rx"]["loss"] == 0 and c["mos"] > 4.0
+    # and it left no binding behind on the PBX
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "register", "--json")
+    assert checks(report_of(proc))["register"]["details"]["other_bindings"] == []
+
+
+def test_wrong_number_rule_shows_the_pbx_rejection(lab, run_sipkit, tmp_path):
+    # a rule that never applies: the raw 10-digit number reaches a PBX that wants 0 + 10 digits
+    site = site_variant(lab, tmp_path, normalizer={"default_prefix": "0",
+                                                   "condition_length": "11"})
+    proc = run_sipkit("check", "-c", str(site), "--only", "call_outbound", "--json")
+    call = checks(report_of(proc))["call_outbound"]
+    assert call["status"] == "fail" and "484" in call["summary"], call
+    assert "normalizer" in call["hint"]
+
+
+def test_inbound_not_yet_allowed_then_create(lab, run_sipkit):
+    env = lab_env(lab)
+    delete_all_connectors(lab, run_sipkit)
+    run_sipkit("server", "release", env=env)
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "call_inbound", "--json",
+                      env=env)
+    assert "no SIP connector server is allocated" in checks(report_of(proc))["allowed_ip"]["summary"]
+    assert run_sipkit("server", "allocate", env=env).returncode == 0
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "call_inbound", "--json",
+                      env=env)
+    rep = report_of(proc)
+    inbound = checks(rep)["call_inbound"]
+    assert inbound["status"] == "warn" and "403" in inbound["summary"], inbound
+    assert "--create" in inbound["hint"]
+    assert checks(rep)["allowed_ip"]["status"] == "pass"
+
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--create", "--json", env=env)
+    rep = report_of(proc)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert rep["provisioning"]["action"] == "created"
+    inbound = checks(rep)["call_inbound"]
+    assert inbound["status"] == "pass", inbound
+    assert inbound["details"]["call"]["rx"]["packets"] > 50 and inbound["details"]["call"]["mos"] > 4
+    # re-running is harmless: the connector already exists
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--create", "--json", env=env)
+    assert report_of(proc)["provisioning"]["action"] == "exists"
+    delete_all_connectors(lab, run_sipkit)
+
+
+def test_create_refused_when_a_check_fails(lab, run_sipkit, tmp_path):
+    env = lab_env(lab)
+    site = site_variant(lab, tmp_path, pbx_password="wrong-pw-create")
+    proc = run_sipkit("check", "-c", str(site), "--create", "--json", env=env)
+    rep = report_of(proc)
+    assert proc.returncode == 1 and rep["provisioning"]["action"] == "none"
+    assert "register" in rep["provisioning"]["reason"]
+    listing = report_of(run_sipkit("connector", "list", "--json", env=env))
+    assert listing["pagination"]["total"] == 0
+
+
+def test_allowed_ip_mismatch_names_both_addresses(lab, run_sipkit):
+    env = lab_env(lab)
+    run_sipkit("server", "allocate", env=env)
+    other = lab.ip(9)  # a second loopback address: the site "egresses" from elsewhere
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "allowed_ip", "--json",
+                      "--source-ip", other, env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert a["status"] == "fail" and other in a["summary"] and lab.pbx_ip in a["summary"], a
+    assert f"allowed_ip: {other}" in a["hint"]
+
+
+def test_allowed_ip_private_while_server_sees_other(lab, run_sipkit, tmp_path):
+    env = lab_env(lab)
+    run_sipkit("server", "allocate", env=env)
+    site = site_variant(lab, tmp_path, allowed_ip="192.168.1.10")
+    proc = run_sipkit("check", "-c", str(site), "--only", "allowed_ip", "--json", env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert a["status"] == "fail" and "192.168.1.10" in a["summary"] and lab.pbx_ip in a["summary"]
+
+
+@pytest.fixture
+def silent_uas(lab, tmp_path):
+    """A SIPp UAS that answers but never sends RTP: the far end of a one-way-audio call."""
+    ip = lab.ip(31)
+    scen = tmp_path / "uas.xml"
+    scen.write_text((lab.directory / "echo" / "echo_uas.xml").read_text())
+    proc = subprocess.Popen([shutil.which("sipp"), "-i", ip, "-p", "5060", "-mi", ip, "-mp",
+                             "6100", "-aa", "-ci", ip, "-cp", "8890", "-nostdin", "-sf", str(scen)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from sipkit.lab.manager import sip_ping
+    for _ in range(100):
+        if sip_ping(ip, 5060, 0.1):
+            break
+    yield ip
+    proc.terminate()
+    proc.wait(5)
+
+
+def test_one_way_audio_detected(lab, silent_uas):
+    r = asyncio.run(run_call(CallParams(target=f"sip:echo@{silent_uas}:5060", local_ip=lab.pbx_ip,
+                                        seconds=1.5)))
+    assert r.status == "answered" and r.tx.packets > 30 and r.rx.packets == 0
+    assert "one_way_audio" in r.verdicts and r.mos is None
+
+
+def test_two_way_audio_direct(lab):
+    t0 = time.monotonic()
+    r = asyncio.run(run_call(CallParams(target=f"sip:echo@{lab.echo_ip}:5060",
+                                        local_ip=lab.pbx_ip, seconds=1.5)))
+    assert r.status == "answered" and r.verdicts == [] and r.rx.loss == 0
+    assert r.codec == "PCMU/8000" and r.remote_media == f"{lab.echo_ip}:6000"
+    assert time.monotonic() - t0 < 8
+
+
+def test_worker_crash_is_a_result_not_an_exception(lab):
+    r = asyncio.run(run_call(CallParams(target=f"sip:echo@{lab.echo_ip}", local_ip=lab.pbx_ip,
+                                        password="Secret-In-Crash-1", test_hook="abort")))
+    assert r.status == "error" and "SIGABRT" in r.error
+    assert "Secret-In-Crash-1" not in r.model_dump_json()
+
+
+def test_unanswered_call(lab):
+    ip = lab.ip(32)  # nothing there: ICMP refused, pjsua2 gives up
+    r = asyncio.run(run_call(CallParams(target=f"sip:x@{ip}:5060", local_ip=lab.pbx_ip,
+                                        setup_timeout=3)))
+    assert r.status in ("no_answer", "rejected") and r.tx.packets == 0
+
+
+def test_full_check_with_both_calls_no_secret(lab, run_sipkit):
+    env = lab_env(lab)
+    password = yaml.safe_load(lab.site_file.read_text())["pbx_password"]
+    token = lab.token()
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--create", "-vv", env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "call_inbound" in out and "call_outbound" in out and "MOS" in out
+    assert password not in out and token not in out
+    delete_all_connectors(lab, run_sipkit)
