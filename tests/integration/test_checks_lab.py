@@ -14,6 +14,8 @@ from tests.conftest import report_of
 from tests.peers import AuthLoop, UdpPeer, garbage, silent, trying_forever
 
 pytestmark = pytest.mark.lab
+# These tests are about signalling; the call checks have their own (test_calls_lab.py).
+NO_CALLS = ("--skip", "call_inbound,call_outbound")
 
 
 def site_variant(lab, tmp_path: Path, tls: bool = False, **changes) -> Path:
@@ -38,7 +40,7 @@ def checks(report: dict) -> dict[str, dict]:
 
 
 def test_udp_all_pass(lab, run_sipkit):
-    proc = run_sipkit("check", "-c", str(lab.site_file), "--json")
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(lab.site_file), "--json")
     rep = report_of(proc)
     Report.model_validate(rep)  # the JSON is the model, as-is
     by = checks(rep)
@@ -54,7 +56,7 @@ def test_udp_all_pass(lab, run_sipkit):
 
 
 def test_tls_all_pass(lab, run_sipkit):
-    proc = run_sipkit("check", "-c", str(lab.tls_site_file), "--json")
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(lab.tls_site_file), "--json")
     by = checks(report_of(proc))
     assert proc.returncode == 0, proc.stdout
     assert by["tls"]["status"] == "pass", by["tls"]
@@ -67,7 +69,7 @@ def test_tls_all_pass(lab, run_sipkit):
 
 def test_wrong_password_exactly_one_attempt(lab, run_sipkit, tmp_path):
     before = auth_registers(lab)
-    proc = run_sipkit("check", "-c", str(site_variant(lab, tmp_path, pbx_password="wrong-pw-1")),
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(site_variant(lab, tmp_path, pbx_password="wrong-pw-1")),
                       "--json")
     reg = checks(report_of(proc))["register"]
     assert proc.returncode == 1
@@ -78,7 +80,7 @@ def test_wrong_password_exactly_one_attempt(lab, run_sipkit, tmp_path):
 
 
 def test_unknown_extension(lab, run_sipkit, tmp_path):
-    proc = run_sipkit("check", "-c", str(site_variant(lab, tmp_path, username_extension="999")),
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(site_variant(lab, tmp_path, username_extension="999")),
                       "--json")
     reg = checks(report_of(proc))["register"]
     assert reg["status"] == "fail" and "404" in reg["summary"] and "999" in reg["summary"]
@@ -86,7 +88,7 @@ def test_unknown_extension(lab, run_sipkit, tmp_path):
 
 
 def test_refused_port(lab, run_sipkit, tmp_path):
-    proc = run_sipkit("check", "-c", str(site_variant(lab, tmp_path, port=5999)), "--json")
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(site_variant(lab, tmp_path, port=5999)), "--json")
     tr = checks(report_of(proc))["transport"]
     assert proc.returncode == 1
     assert tr["status"] == "fail" and "nothing listens" in tr["summary"], tr
@@ -103,7 +105,7 @@ def test_broken_peers(lab, run_sipkit, tmp_path, handler, verdict, words):
     ip = lab.ip(20)
     with UdpPeer(ip, 5060, handler) as peer:
         site = site_variant(lab, tmp_path, registrar_server=ip)
-        proc = run_sipkit("check", "-c", str(site), "--json", "--timeout", "1.5")
+        proc = run_sipkit("check", *NO_CALLS, "-c", str(site), "--json", "--timeout", "1.5")
     tr = checks(report_of(proc))["transport"]
     assert tr["status"] == "fail" and words in tr["summary"], tr
     assert tr["details"]["addresses"][0]["verdict"] == verdict
@@ -114,7 +116,7 @@ def test_401_loop_stops_after_one_attempt(lab, run_sipkit, tmp_path):
     loop = AuthLoop()
     ip = lab.ip(21)
     with UdpPeer(ip, 5060, loop):
-        proc = run_sipkit("check", "-c", str(site_variant(lab, tmp_path, registrar_server=ip)),
+        proc = run_sipkit("check", *NO_CALLS, "-c", str(site_variant(lab, tmp_path, registrar_server=ip)),
                           "--json")
     reg = checks(report_of(proc))["register"]
     assert reg["status"] == "fail" and "401" in reg["summary"] and "wrong password" in reg["summary"]
@@ -128,13 +130,13 @@ def test_401_loop_stops_after_one_attempt(lab, run_sipkit, tmp_path):
 ])
 def test_tls_bad_certificates(lab, run_sipkit, tmp_path, ip_host, verdict, words):
     site = site_variant(lab, tmp_path, tls=True, registrar_server=lab.ip(ip_host))
-    proc = run_sipkit("check", "-c", str(site), "--json")
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(site), "--json")
     tls = checks(report_of(proc))["tls"]
     assert proc.returncode == 1
     assert tls["status"] == "fail" and words in tls["summary"], tls
     assert tls["details"]["error"] == verdict
     # --insecure: still reported, no longer failing, and marked
-    proc = run_sipkit("check", "-c", str(site), "--json", "--insecure")
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(site), "--json", "--insecure")
     rep = report_of(proc)
     assert checks(rep)["tls"]["status"] == "warn" and rep["options"]["insecure"] is True
 
@@ -143,7 +145,7 @@ def test_tls_wrong_ca(lab, run_sipkit, tmp_path):
     from sipkit.lab.certs import make_ca
 
     other_ca, _ = make_ca(tmp_path, "some other CA")
-    proc = run_sipkit("check", "-c", str(lab.tls_site_file), "--json", "--ca-file", str(other_ca))
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(lab.tls_site_file), "--json", "--ca-file", str(other_ca))
     tls = checks(report_of(proc))["tls"]
     assert tls["status"] == "fail" and tls["details"]["error"] == "untrusted", tls
     assert "not trusted" in tls["summary"] and "sipkit lab CA" in tls["summary"]
@@ -155,7 +157,7 @@ def test_no_secret_in_any_output(lab, run_sipkit, tmp_path):
     outputs = []
     for site in (lab.site_file, lab.tls_site_file, wrong):
         for args in (("--json", "-vv"), ("-vv",), ("-v", "--color")):
-            proc = run_sipkit("check", "-c", str(site), *args)
+            proc = run_sipkit("check", *NO_CALLS, "-c", str(site), *args)
             outputs.append(proc.stdout + proc.stderr)
     text = "\n".join(outputs)
     assert "REGISTER" in text and "Authorization" in text  # evidence was printed...
@@ -167,7 +169,7 @@ def test_no_secret_in_any_output(lab, run_sipkit, tmp_path):
 
 
 def test_human_report_reads_well(lab, run_sipkit, tmp_path):
-    proc = run_sipkit("check", "-c", str(site_variant(lab, tmp_path, port=5999)))
+    proc = run_sipkit("check", *NO_CALLS, "-c", str(site_variant(lab, tmp_path, port=5999)))
     out = proc.stdout
     assert proc.returncode == 1
     assert "transport" in out and "FAIL" in out and "fix:" in out
