@@ -26,7 +26,7 @@ def _lab(directory: Path | None, prefix: str | None):
 
 _dir = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                     envvar="SIPKIT_LAB_DIR", help="Lab directory (default ~/.local/state/sipkit/lab).")
-_prefix = click.option("--prefix", default=None, metavar="127.X.Y",
+_prefix = click.option("--prefix", default=None, metavar="127.X.Y", envvar="SIPKIT_LAB_PREFIX",
                        help="Loopback /24 the lab binds to (default 127.0.0: PBX on 127.0.0.1).")
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
