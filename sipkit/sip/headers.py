@@ -27,16 +27,29 @@ MULTI = frozenset(h.lower() for h in (
     "Allow-Events", "Content-Encoding", "In-Reply-To", "Warning", "Path", "Service-Route"))
 
 
+_SEEN: dict[str, str] = {}
+
+
 def canonical(name: str) -> str:
-    name = name.strip()
-    low = name.lower()
-    if low in COMPACT:
-        return COMPACT[low]
-    return _CANON.get(low) or "-".join(p[:1].upper() + p[1:] for p in name.split("-"))
+    """``v`` -> ``Via``, ``call-id`` -> ``Call-ID``; memoised: it runs for every header line."""
+    hit = _SEEN.get(name)
+    if hit is not None:
+        return hit
+    stripped = name.strip()
+    low = stripped.lower()
+    out = COMPACT.get(low) or _CANON.get(low) or "-".join(
+        p[:1].upper() + p[1:] for p in stripped.split("-"))
+    if len(_SEEN) < 4096:  # bounded: hostile peers may send endless new names
+        _SEEN[name] = out
+    return out
 
 
 def split_list(value: str) -> list[str]:
     """Split on commas outside quotes and <...> (a display name or URI may hold commas)."""
+    if "," not in value:
+        return [value.strip()] if value.strip() else []
+    if '"' not in value and "<" not in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
     out, cur, depth, quoted, esc = [], [], 0, False, False
     for ch in value:
         if esc:

@@ -153,6 +153,25 @@ def parse(data: bytes) -> Request | Response:
     return _build(start, headers, body)
 
 
+_PEEK_STATUS = re.compile(rb"^SIP/2\.0 ([1-6][0-9]{2})[ \t]?([^\r\n]*)\r?\n")
+_PEEK_VIA = re.compile(rb"\n(?:via|v)[ \t]*:[^\r\n]*?;[ \t]*branch=([^;,\s]+)", re.I)
+
+
+def peek_response(data: bytes) -> tuple[int, str, str] | None:
+    """(status, reason, top Via branch) of a response, reading nothing else: the fleet prober's
+    fast path, thousands of times a second. None when it is not a plain response with a
+    branch; the caller then uses ``parse`` for the whole story."""
+    m = _PEEK_STATUS.match(data)
+    if m is None:
+        return None
+    end = data.find(b"\r\n\r\n")
+    v = _PEEK_VIA.search(data, 0, end if end > 0 else len(data))
+    if v is None:
+        return None
+    return int(m.group(1)), m.group(2).decode("utf-8", "replace"), v.group(1).decode("ascii",
+                                                                                      "replace")
+
+
 class StreamParser:
     """Frames messages out of a TCP/TLS byte stream (RFC 3261 §18.3: Content-Length is
     mandatory on streams). CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped."""

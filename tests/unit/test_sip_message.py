@@ -153,3 +153,15 @@ def test_fuzz_truncated_and_mutated(base, cut, mutations):
                     pass
         except SipParseError:
             pass
+
+
+def test_peek_response_agrees_with_parse():
+    from sipkit.sip.message import peek_response
+
+    for data in (_resp(5), b"SIP/2.0 404 Not Found\r\nv: SIP/2.0/UDP h:5;rport;branch=z9hG4bKab\r\n"
+                 b"Call-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"):
+        msg = parse(data)
+        assert peek_response(data) == (msg.status, msg.reason, msg.top_via.branch)
+    assert peek_response(INVITE) is None  # a request
+    assert peek_response(b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n") is None  # no Via branch
+    assert peek_response(b"garbage") is None

@@ -1,0 +1,200 @@
+"""One prober per kind, all with one signature: ``async def probe(module, target) -> ProbeResult``.
+
+A probe is a check run against a synthetic site made from the target, so the SIP, TLS and
+REGISTER logic (and its lockout rule) is the one `sipkit check` uses; nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import asdict, dataclass, field
+
+from pydantic import SecretStr
+
+from ..checks.base import CheckContext, RunOptions, Target
+from ..net.addresses import parse_ip
+from ..net.resolver import resolve_sip
+from ..redact import Redactor
+from ..settings import CheckSettings, Site
+from .config import Module, split_target
+from .lockout import LOCKOUT
+
+
+@dataclass
+class ProbeResult:
+    target: str
+    module: str
+    success: bool = False
+    duration_s: float = 0.0
+    reason: str = ""
+    status_code: int | None = None
+    rtt_s: float | None = None
+    dns_lookup_s: float | None = None
+    tls_not_after: float | None = None
+    tls_days_left: int | None = None
+    register_expires_s: int | None = None
+    backoff_s: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
+
+
+def _context(module: Module, host: str, port: int) -> CheckContext:
+    password = module.password()
+    site = Site.model_construct(
+        agent_uuid="", phone_number="", registrar_server=module.domain or host,
+        username_extension=module.username or "sipkit", pbx_password=password or SecretStr(""),
+        allowed_ip="", setup_mode="both", connection_type=module.transport, port=port,
+        auth_username=module.auth_username, auth_password=None, normalizer=None,
+        check=CheckSettings())
+    options = RunOptions(timeout=module.timeout, t1=module.t1, insecure=module.insecure,
+                         ca_file=module.ca_file, nameserver=module.nameserver,
+                         source_ip=module.source_ip, samples=1)
+    secrets = [password.get_secret_value()] if password else []
+    return CheckContext(site=site, options=options, results={}, redactor=Redactor(secrets))
+
+
+async def _resolve(module: Module, host: str, res: ProbeResult) -> str | None:
+    if parse_ip(host):
+        return host.strip("[]")
+    t0 = time.monotonic()
+    resolution = await resolve_sip(host, transport="tls" if module.transport == "tls" else "udp",
+                                   nameserver=module.nameserver, timeout=module.timeout)
+    res.dns_lookup_s = round(time.monotonic() - t0, 6)
+    if not resolution.addresses:
+        outcome = next((lk.outcome for lk in resolution.lookups if lk.rdtype == "A"), "nodata")
+        res.reason = f"dns: {outcome}"
+        return None
+    return resolution.addresses[0]
+
+
+async def probe_options(module: Module, target: str, res: ProbeResult) -> None:
+    from ..checks.sipio import Dialogless, open_target, server_of
+
+    host, port = split_target(target, module.transport)
+    ip = await _resolve(module, host, res)
+    if ip is None:
+        return
+    ctx = _context(module, host, port)
+    t = Target(host=host, ip=ip, port=port, transport=module.transport)
+    try:
+        async with open_target(ctx, t, verify=module.transport == "tls" and not module.insecure,
+                               record=False) as conn:
+            ex = await conn.request(Dialogless(conn, t).options(), timeout=module.timeout,
+                                    t1=module.t1)
+    except ConnectionRefusedError:
+        res.reason = "refused"
+        return
+    except ssl.SSLError as exc:
+        res.reason = f"tls: {getattr(exc, 'verify_message', None) or exc.reason or exc}"
+        return
+    except (OSError, TimeoutError) as exc:
+        res.reason = f"connect: {exc.strerror or exc or type(exc).__name__}"
+        return
+    if ex.final is None:
+        res.reason = ("refused" if ex.refused else "1xx only" if ex.provisionals
+                      else "not SIP" if ex.garbage else "timeout")
+        return
+    res.status_code = ex.final.status
+    res.rtt_s = ex.rtt_ms / 1000 if ex.rtt_ms is not None else None
+    res.extra["server"] = server_of(ex.final)
+    # Default: any answer below 500 means the server is up and handling SIP; 5xx/6xx mean
+    # it is there but failing (Nagios users expect those CRITICAL, not OK).
+    ok = (ex.final.status in module.valid_status_codes if module.valid_status_codes
+          else ex.final.status < 500)
+    res.success = ok
+    res.reason = f"{ex.final.status} {ex.final.reason}"
+
+
+async def probe_register(module: Module, target: str, res: ProbeResult, key: str) -> None:
+    from ..checks import register
+
+    host, port = split_target(target, module.transport)
+    if module.password() is None:
+        res.reason = "no password: set password_env or password_file in the module"
+        return
+    gate = LOCKOUT.gate(key, module.min_interval)
+    if gate is not None:  # lockout-safe: no authenticated attempt now
+        cached, res.backoff_s = gate
+        for k, v in cached.items():
+            setattr(res, k, v)
+        res.reason = f"{cached.get('reason', '')} (cached: next attempt in {res.backoff_s:.0f} s)"
+        return
+    ip = await _resolve(module, host, res)
+    if ip is None:
+        return
+    ctx = _context(module, host, port)
+    result = await register._register(ctx, Target(host=host, ip=ip, port=port,
+                                                  transport=module.transport))
+    d = result.details
+    res.success = result.status in ("pass", "warn")
+    res.status_code = d.get("final_status") or d.get("unauthenticated_status")
+    res.register_expires_s = d.get("granted_expires")
+    res.reason = result.summary
+    res.extra["authenticated_attempts"] = d.get("authenticated_attempts")
+    LOCKOUT.record(key, module.min_interval, res.success, res.status_code,
+                   {"success": res.success, "status_code": res.status_code,
+                    "register_expires_s": res.register_expires_s, "reason": res.reason})
+
+
+async def probe_tls(module: Module, target: str, res: ProbeResult) -> None:
+    from ..checks import tls
+
+    host, port = split_target(target, "tls")
+    ip = await _resolve(module, host, res)
+    if ip is None:
+        return
+    ctx = _context(module, host, port)
+    t = Target(host=host, ip=ip, port=port, transport="tls")
+    facts = await tls._handshake(ctx, t, verify=not module.insecure)
+    if "error" in facts and facts["error"] != "connect":
+        facts = {**await tls._handshake(ctx, t, verify=False), "error": facts["error"]}
+    cert = facts.get("cert") or {}
+    if cert:
+        import datetime as dt
+
+        res.tls_not_after = dt.datetime.fromisoformat(cert["not_after"]).timestamp()
+        res.tls_days_left = cert["days_left"]
+    res.extra.update({k: facts.get(k) for k in ("version", "cipher") if facts.get(k)})
+    if "error" in facts:
+        res.reason = f"tls: {facts['error']}" + (f" ({facts.get('detail')})"
+                                                 if facts.get("detail") else "")
+        return
+    res.success = True
+    res.reason = f"{facts.get('version')}, {cert.get('days_left')} days left"
+
+
+async def probe_dns(module: Module, target: str, res: ProbeResult) -> None:
+    host, _ = split_target(target, module.transport)
+    ip = await _resolve(module, host, res)
+    if ip is not None:
+        res.success = True
+        res.reason = f"{host} → {ip}"
+
+
+PROBERS = {"options": probe_options, "tls": probe_tls, "dns": probe_dns}
+
+
+async def run_probe(module_name: str, module: Module, target: str,
+                    timeout: float | None = None) -> ProbeResult:
+    """Never raises: every failure is a result with success False and a reason."""
+    res = ProbeResult(target=target, module=module_name)
+    t0 = time.monotonic()
+    budget = timeout or (module.timeout * 4 + 2)
+    try:
+        if module.prober == "register":
+            coro = probe_register(module, target, res, f"{module_name}|{target}")
+        else:
+            coro = PROBERS[module.prober](module, target, res)
+        await asyncio.wait_for(coro, budget)
+    except asyncio.TimeoutError:
+        res.success, res.reason = False, f"timeout after {budget:.1f} s"
+    except ValueError as exc:
+        res.success, res.reason = False, f"bad target: {exc}"
+    except Exception as exc:  # a sipkit bug must not take the exporter down
+        res.success, res.reason = False, f"probe error: {type(exc).__name__}: {exc}"
+    res.duration_s = round(time.monotonic() - t0, 6)
+    return res
