@@ -54,6 +54,7 @@ class CheckContext:
     options: RunOptions
     results: dict[str, CheckResult]  # results of the checks this one depends on
     redactor: Redactor
+    recorder: Any = None  # a sipkit.pcap.PcapRecorder with --pcap
     started: float = field(default_factory=time.monotonic)
     evidence: list[Evidence] = field(default_factory=list)
 

@@ -54,7 +54,7 @@ def secrets_of(site: Site) -> list[str]:
 
 async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
                      skip: Iterable[str] = (), on_event: EventFn | None = None,
-                     redactor: Redactor | None = None) -> Report:
+                     redactor: Redactor | None = None, recorder=None) -> Report:
     ids, skipped = select(only, skip)
     modules = {cid: load(cid) for cid in ids}  # import up front: no check pays for another's
     redactor = redactor or Redactor(secrets_of(site))
@@ -81,7 +81,8 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
             on_event(cid, "start", None)
         # A check sees every prerequisite's result, direct or not (all are done by now).
         seen = {d: futures[d].result() for d in _closure(cid) if d in futures}
-        ctx = CheckContext(site=site, options=options, results=seen, redactor=redactor)
+        ctx = CheckContext(site=site, options=options, results=seen, redactor=redactor,
+                           recorder=recorder)
         try:
             # A hard cap so one stuck peer cannot hang the run; checks keep their own,
             # shorter timeouts per exchange.

@@ -30,11 +30,18 @@ def ssl_context(ctx: CheckContext, verify: bool) -> ssl.SSLContext:
                                       else None)
 
 
-def tap_for(ctx: CheckContext):
-    """A transport tap that turns each message into an Evidence row."""
+def tap_for(ctx: CheckContext, evidence: bool = True):
+    """A transport tap: each message becomes an Evidence row (and a pcap packet with --pcap)."""
+    recorder = ctx.recorder
+    if not evidence and recorder is None:
+        return None
 
     def tap(direction: str, data: bytes, local: tuple, remote: tuple, transport: str,
             ts: float) -> None:
+        if recorder is not None:
+            recorder.tap(direction, data, local, remote, transport, ts)
+        if not evidence:
+            return
         text = _PADDING.sub(lambda m: f"{m.group(1)}<{len(m.group(2))} bytes of padding>",
                             data[:MAX_EVIDENCE_BYTES].decode("utf-8", errors="replace"))
         first = text.split("\r\n", 1)[0][:120] or f"({len(data)} bytes)"
@@ -60,7 +67,7 @@ async def open_target(ctx: CheckContext, target: Target, *, transport: str | Non
     conn: SipConnection = await connect(
         target.ip, target.port, proto, local_ip=ctx.options.source_ip, ssl_context=sslctx,
         server_hostname=target.host if sslctx is not None else None,
-        timeout=ctx.options.timeout, tap=tap_for(ctx) if record else None)
+        timeout=ctx.options.timeout, tap=tap_for(ctx, evidence=record))
     try:
         yield conn
     finally:

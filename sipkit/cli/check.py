@@ -84,11 +84,14 @@ class _Progress:
                    "the connector in the Mihu API (idempotent).")
 @click.option("--replace", is_flag=True, help="With --create: replace a connector for this "
               "number that has other settings.")
+@click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every SIP message sipkit sent and received to this pcap (no root "
+                   "needed; passwords and digest responses masked).")
 @click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
-          strict, verbose, color, create, replace, api_url, token_file):
+          strict, verbose, color, create, replace, pcap, api_url, token_file):
     """Check that a PBX extension will work with a Mihu connector.
 
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
@@ -108,10 +111,16 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         nameserver=nameserver or site.check.nameserver,
         source_ip=source_ip or site.check.source_ip, verbose=verbose)
     redactor = Redactor(secrets_of(site))
+    recorder = None
+    if pcap is not None:
+        from ..pcap import PcapRecorder
+
+        recorder = PcapRecorder()
     live = not as_json and sys.stderr.isatty()
     with _Progress(live) as progress:
         report = asyncio.run(run_checks(site, options, _ids(only), _ids(skip),
-                                        on_event=progress.event, redactor=redactor))
+                                        on_event=progress.event, redactor=redactor,
+                                        recorder=recorder))
     code = report.exit_code(strict)
     if create:
         code = _create(report, site, code, replace, api_url, token_file)
@@ -119,11 +128,16 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
             # Checks that need the connector (server allocated, source allowed) run again.
             again = [c.id for c in report.checks if c.id in POST_CREATE]
             if again:
-                rerun = asyncio.run(run_checks(site, options, only=again, redactor=redactor))
+                rerun = asyncio.run(run_checks(site, options, only=again, redactor=redactor,
+                                               recorder=recorder))
                 fresh = {c.id: c for c in rerun.checks if c.id in again}
                 report.checks = [fresh.get(c.id, c) for c in report.checks]
                 report.finish(report.duration_ms + rerun.duration_ms)
                 code = max(code, report.exit_code(strict))
+    if recorder is not None:
+        written = recorder.write(pcap, secrets_of(site))
+        report.options["pcap"] = {"file": str(pcap), "packets": written,
+                                  "dropped_over_limit": recorder.dropped}
     if as_json:
         from ..render.json import render as render_json
 

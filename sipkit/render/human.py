@@ -24,14 +24,22 @@ def status_cell(status: str) -> Text:
 
 
 def _evidence(console: Console, result: CheckResult, full: bool) -> None:
+    """SIP as a ladder; other evidence one line each; whole messages when ``full``."""
+    from .ladder import ladder
+
+    for line in ladder(result.evidence):
+        console.print(Text(f"    {line}", style="cyan"))
     for ev in result.evidence:
-        arrow = {"out": "→", "in": "←"}.get(ev.direction or "", "·")
-        where = f" {ev.peer}" if ev.peer else ""
-        at = f"{ev.at_ms:7.1f} ms " if ev.at_ms is not None else ""
-        console.print(Text(f"      {at}{arrow}{where} {ev.summary}", style="cyan"))
-        if ev.text and full:
-            for line in ev.text.rstrip().splitlines():
-                console.print(Text(f"          {line}", style="dim"))
+        if ev.kind != "sip":
+            at = f"{ev.at_ms:7.1f} ms " if ev.at_ms is not None else ""
+            console.print(Text(f"    {at}· {ev.summary}", style="cyan"))
+    if full:
+        for ev in result.evidence:
+            if ev.text:
+                arrow = {"out": "→", "in": "←"}.get(ev.direction or "", "·")
+                console.print(Text(f"    {arrow} {ev.peer or ''}", style="bold"))
+                for line in ev.text.rstrip().splitlines():
+                    console.print(Text(f"        {line}", style="dim"))
 
 
 def _provisioning(console: Console, prov: dict) -> None:
@@ -58,10 +66,13 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     console = Console(file=buf, force_terminal=color, no_color=color is False,
                       width=width or 110, highlight=False, soft_wrap=False)
     t = report.target
-    console.print(Text(f"sipkit {report.sipkit_version} · {str(t.get('connection_type', '')).upper()} "
-                       f"{t.get('registrar_server')}:{t.get('port')} · extension "
-                       f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}",
-                       style="bold"))
+    if "capture" in t:
+        head = f"sipkit {report.sipkit_version} · analyze {t['capture']}"
+    else:
+        head = (f"sipkit {report.sipkit_version} · {str(t.get('connection_type', '')).upper()} "
+                f"{t.get('registrar_server')}:{t.get('port')} · extension "
+                f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}")
+    console.print(Text(head, style="bold"))
     if report.options.get("insecure"):
         console.print(Text("TLS verification is OFF (--insecure): certificate problems are "
                            "reported but do not fail", style="yellow"))
