@@ -21,6 +21,7 @@ from ..sip.sdp import parse_sdp
 from .reader import Datagram, ReadStats, datagrams
 
 MAX_DIALOGS = 20000
+MAX_MEDIA = 100000  # SDP media endpoints remembered for matching RTP
 MAX_EXAMPLES = 200
 SIP_START = (b"SIP/2.0 ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"OPTIONS ", b"REGISTER ",
              b"PRACK ", b"SUBSCRIBE ", b"NOTIFY ", b"PUBLISH ", b"INFO ", b"REFER ",
@@ -84,7 +85,7 @@ class Analysis:
         self.done: list[Dialog] = []  # examples kept for the report
         self.totals: dict[str, int] = {}
         self.findings: dict[str, list[str]] = {}
-        self.media_index: dict[tuple[str, int], tuple[str, str]] = {}
+        self.media_index: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()
         self.sip_messages = self.rtp_packets = self.unmatched_rtp = self.tls_flows = 0
         self.parse_errors = 0
         self.streams: OrderedDict[tuple, StreamParser] = OrderedDict()
@@ -181,6 +182,9 @@ class Analysis:
         side = "caller" if isinstance(msg, Request) else "callee"
         dlg.media[side] = (audio.connection, audio.port)
         self.media_index[(audio.connection, audio.port)] = (dlg.call_id, side)
+        self.media_index.move_to_end((audio.connection, audio.port))
+        if len(self.media_index) > MAX_MEDIA:
+            self.media_index.popitem(last=False)
         if address_kind(audio.connection) in ("private", "carrier-grade NAT") \
                 and address_kind(d.src) is None:
             dlg.private_sdp.append(f"{side} SDP c={audio.connection} while signalling comes "
