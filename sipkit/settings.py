@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .errors import FieldProblem, SettingsError
-from .net.addresses import parse_ip
+from .net.addresses import parse_ip, split_hostport
 
 SECRET_FIELDS = frozenset({"pbx_password", "auth_password"})
 
@@ -110,9 +110,7 @@ class CheckSettings(_Model):
     def _server(cls, v: str) -> str:
         if v == "auto":
             return v
-        host, _, port = v.rpartition(":") if v.count(":") == 1 else (v, "", "")
-        if port and not (port.isdigit() and 0 < int(port) < 65536):
-            raise ValueError("port must be 1-65535")
+        host, _ = split_hostport(v, 5060)  # ValueError names the bad port
         if not (is_hostname(host) or parse_ip(host)):
             raise ValueError("must be 'auto', a host name or an IP address, optionally with :port")
         return v

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..net.addresses import parse_ip
+from ..net.addresses import parse_ip, split_hostport
 from .base import CheckContext, Target
 
 
@@ -14,16 +14,6 @@ class ServerLookup:
     target: Target | None
     source: str  # "site file" | "api"
     reason: str | None = None  # why there is no target
-
-
-def _split(value: str, default_port: int) -> tuple[str, int]:
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        return host, int(port)
-    return value, default_port
 
 
 async def connector_server(ctx: CheckContext) -> ServerLookup:
@@ -43,7 +33,7 @@ async def connector_server(ctx: CheckContext) -> ServerLookup:
         value, reason = await assigned_server()
         if value is None:
             return ServerLookup(None, source, reason)
-    host, port = _split(value, default_port)
+    host, port = split_hostport(value, default_port)
     if parse_ip(host) is None:
         import asyncio
         import socket

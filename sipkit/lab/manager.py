@@ -28,7 +28,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -421,23 +420,24 @@ def _tail(path: str, lines: int = 15) -> str:
 
 
 def sip_ping(ip: str, port: int, timeout: float) -> bool:
-    """One OPTIONS over UDP; True on any final response. Only for lab readiness."""
-    call_id = uuid.uuid4().hex
+    """One OPTIONS over UDP (blocking, for lab readiness); True on any final response."""
+    from ..sip.builder import build_request, new_call_id
+    from ..sip.errors import SipParseError
+    from ..sip.message import Response, parse
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
         try:
             s.connect((ip, port))
             lip, lport = s.getsockname()
-            s.send((f"OPTIONS sip:{ip}:{port} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP {lip}:{lport};branch=z9hG4bK{call_id[:12]};rport\r\n"
-                    f"Max-Forwards: 70\r\nFrom: <sip:lab@{lip}>;tag={call_id[:8]}\r\n"
-                    f"To: <sip:{ip}:{port}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n"
-                    "Content-Length: 0\r\n\r\n").encode())
-            data = s.recv(65535)
-        except OSError:
+            req = build_request("OPTIONS", f"sip:{ip}:{port}", from_uri=f"sip:lab@{lip}",
+                                to_uri=f"sip:{ip}:{port}", call_id=new_call_id(lip), cseq=1,
+                                via_host=lip, via_port=lport, transport="UDP")
+            s.send(req.to_bytes())
+            msg = parse(s.recv(65535))
+        except (OSError, SipParseError):
             return False
-    parts = data.split(b" ", 2)
-    return len(parts) > 1 and parts[1].isdigit() and int(parts[1]) >= 200
+    return isinstance(msg, Response) and msg.status >= 200
 
 
 def tls_ready(ip: str, port: int, timeout: float) -> bool:

@@ -34,3 +34,22 @@ def address_kind(value: str) -> str | None:
     if ip.is_reserved or ip.is_multicast or ip.is_unspecified or ip.is_link_local:
         return "reserved"
     return None
+
+
+def split_hostport(value: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port). ValueError if bad."""
+    value = value.strip()
+    if value.startswith("["):
+        host, close, rest = value[1:].partition("]")
+        if not close or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad address {value!r}")
+        port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    else:
+        host, port = value, ""  # a bare name, IPv4, or an unbracketed IPv6 literal
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"bad port in {value!r}")
+    if not host:
+        raise ValueError(f"no host in {value!r}")
+    return host, int(port) if port else default_port

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from ..errors import FieldProblem, SettingsError
+from ..net.addresses import split_hostport
 
 
 class Module(BaseModel):
@@ -109,13 +110,4 @@ def load_targets(path: Path, config: ProbeConfig) -> list[Target]:
 
 
 def split_target(value: str, transport: str) -> tuple[str, int]:
-    default = 5061 if transport == "tls" else 5060
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"bad port in target {value!r}")
-        return host, int(port)
-    return value, default
+    return split_hostport(value, 5061 if transport == "tls" else 5060)

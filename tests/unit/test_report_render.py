@@ -57,7 +57,8 @@ def test_human_render_shows_fix_and_hides_secrets():
     out = human.render(rep, Redactor(["hunter22"]), verbose=1, color=False)
     assert "FAIL" in out and "fix: do the thing" in out and "Result:" in out
     assert "hunter22" not in out
-    assert "→ 192.0.2.1:5060 REGISTER sip:x" in out
+    assert "── REGISTER" in out and "▶  192.0.2.1:5060" in out  # the ladder
+    assert "REGISTER sip:x SIP/2.0" in out  # whole message, as the check failed
 
 
 def test_json_render_is_the_model():
