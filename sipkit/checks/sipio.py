@@ -101,11 +101,10 @@ class Dialogless:
             transport=self.conn.transport.upper(), from_tag=self.tag, contact=contact,
             expires=expires, extra=list(extra or []), user_agent=USER_AGENT)
 
-    def options(self, pad: int = 0) -> Request:
-        """An OPTIONS to the server itself; ``pad`` bytes of filler make a large probe."""
+    def options(self) -> Request:
+        """An OPTIONS to the server itself."""
         host = f"[{self.target.ip}]" if ":" in self.target.ip else self.target.ip
-        extra = [("X-Sipkit-Padding", "x" * pad)] if pad > 0 else []
-        return self.build("OPTIONS", f"{self.scheme}:{host}:{self.target.port}", extra=extra)
+        return self.build("OPTIONS", f"{self.scheme}:{host}:{self.target.port}")
 
 
 def server_of(resp: Response | None) -> str | None:

@@ -112,9 +112,10 @@ async def _probe(ctx: CheckContext, target: Target) -> dict:
 async def _large(conn, d: Dialogless, opts) -> dict:
     out = {}
     for size in LARGE_SIZES:
-        base = len(d.options().to_bytes())
-        ex = await conn.request(d.options(pad=max(0, size - base - 20)), timeout=opts.timeout,
-                                t1=opts.t1)
+        req = d.options()
+        pad = max(0, size - len(req.to_bytes()) - len("X-Sipkit-Padding: \r\n"))
+        req.headers.add("X-Sipkit-Padding", "x" * pad)
+        ex = await conn.request(req, timeout=opts.timeout, t1=opts.t1)
         out[str(size)] = "answered" if ex.final is not None else _classify(ex)
     return out
 
