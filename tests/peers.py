@@ -99,3 +99,92 @@ class AuthLoop:
         return [reply(data, "401 Unauthorized",
                       [f'WWW-Authenticate: Digest realm="loop.test", nonce="{nonce}", '
                        'algorithm=MD5, qop="auth"'])]
+
+
+class Registrar:
+    """A scripted registrar (accepts any digest: it tests sipkit's flow, not the password).
+
+    mode "min_expires": authenticated REGISTERs asking less than 3600 s get 423 Min-Expires.
+    mode "stale": the first authenticated REGISTER gets 401 stale=true.
+    mode "alg": answers as if a SIP ALG rewrote Via and Contact on the way, and lists a second
+    device on the extension.
+    """
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.authenticated = 0
+        self.expires_seen: list[str] = []
+
+    def __call__(self, data: bytes) -> list[bytes]:
+        text = data.decode(errors="replace")
+        if method_of(data) != "REGISTER":
+            return [reply(data, "200 OK")]
+        authed = re.search(r"(?im)^authorization\s*:", text) is not None
+        expires = re.search(r"(?im)^expires\s*:\s*(\d+)", text).group(1)
+        self.expires_seen.append(expires)
+        challenge = ('WWW-Authenticate: Digest realm="peer.test", nonce="'
+                     + secrets.token_hex(6) + '", qop="auth"')
+        if not authed:
+            return [reply(data, "401 Unauthorized", [challenge])]
+        self.authenticated += 1
+        if self.mode == "stale" and self.authenticated == 1:
+            return [reply(data, "401 Unauthorized", [challenge + ", stale=true"])]
+        if self.mode == "min_expires" and expires != "0" and int(expires) < 3600:
+            return [reply(data, "423 Interval Too Brief", ["Min-Expires: 3600"])]
+        contact = re.search(r"(?im)^contact\s*:\s*<([^>]+)>", text).group(1)
+        if expires == "0":
+            return [reply(data, "200 OK")]
+        if self.mode == "alg":
+            out = reply(data, "200 OK", [f"Contact: <{re.sub('@[^;:>]+:[0-9]+', '@203.0.113.9:5999', contact)}>;expires={expires}",
+                                         "Contact: <sip:100@192.0.2.50:5060>;expires=120"])
+            # the ALG also rewrote our Via sent-by on the way back
+            return [re.sub(rb"(Via: SIP/2\.0/UDP )[^;]+", rb"\g<1>203.0.113.9:5999", out, count=1)]
+        return [reply(data, "200 OK", [f"Contact: <{contact}>;expires={expires}"])]
+
+
+class TlsSipPeer:
+    """A TLS server answering every SIP request 200 OK (with a Date header), on a certificate
+    the test chooses: for expiry and validity verdicts."""
+
+    def __init__(self, ip: str, certfile: str, keyfile: str):
+        import ssl
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certfile, keyfile)
+        self.sock = socket.create_server((ip, 0))
+        self.sock.settimeout(0.1)
+        self.address = self.sock.getsockname()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+    def _serve(self, conn) -> None:
+        import email.utils
+
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.settimeout(2)
+                while True:
+                    data = tls.recv(65535)
+                    if not data:
+                        return
+                    date = "Date: " + email.utils.formatdate(usegmt=True)
+                    tls.sendall(reply(data, "200 OK", [date]))
+        except OSError:
+            return
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
