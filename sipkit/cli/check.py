@@ -84,6 +84,8 @@ class _Progress:
                    "the connector in the Mihu API (idempotent).")
 @click.option("--replace", is_flag=True, help="With --create: replace a connector for this "
               "number that has other settings.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the verdicts as JUnit XML (one testcase per check) to this file.")
 @click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every SIP message sipkit sent and received to this pcap (no root "
                    "needed; passwords and digest responses masked).")
@@ -91,7 +93,7 @@ class _Progress:
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
-          strict, verbose, color, create, replace, pcap, api_url, token_file):
+          strict, verbose, color, create, replace, junit, pcap, api_url, token_file):
     """Check that a PBX extension will work with a Mihu connector.
 
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
@@ -138,6 +140,10 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         written = recorder.write(pcap, secrets_of(site))
         report.options["pcap"] = {"file": str(pcap), "packets": written,
                                   "dropped_over_limit": recorder.dropped}
+    if junit is not None:
+        from ..render.junit import render as render_junit
+
+        junit.write_text(render_junit(report, redactor))
     if as_json:
         from ..render.json import render as render_json
 

@@ -58,3 +58,10 @@ def test_cli_lab_status_and_json(lab, run_sipkit):
     proc = run_sipkit("lab", "status", "--dir", str(lab.directory))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pbx" in proc.stdout and "up" in proc.stdout
+
+
+def test_missing_binaries_name_the_debian_packages(run_sipkit, tmp_path):
+    proc = run_sipkit("lab", "up", "--dir", str(tmp_path / "nolab"), "--prefix", "127.0.249",
+                      env={"PATH": str(tmp_path)})  # nothing on PATH: no kamailio, no sipp
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert "apt-get install kamailio" in proc.stderr and "apt-get install sip-tester" in proc.stderr

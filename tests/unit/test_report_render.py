@@ -66,3 +66,19 @@ def test_json_render_is_the_model():
     data = json.loads(render_json.render(rep, Redactor()))
     assert Report.model_validate(data).checks[1].status == "warn"
     assert set(data) >= {"sipkit_version", "started_at", "duration_ms", "target", "status", "checks"}
+
+
+def test_junit_render():
+    from xml.etree import ElementTree as ET
+
+    from sipkit.render import junit
+
+    rep = _report("pass", "fail", "skip", "warn", "error")
+    rep.checks[1].summary = "wrong password hunter22"
+    root = ET.fromstring(junit.render(rep, Redactor(["hunter22"])))
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
+        "5", "1", "1", "1")
+    cases = root.findall("testcase")
+    assert cases[1].find("failure").get("message") == "wrong password <redacted>"
+    assert "fix: do the thing" in cases[1].find("failure").text
+    assert cases[3].find("system-out").text.startswith("WARNING")
