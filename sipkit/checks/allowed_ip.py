@@ -19,6 +19,7 @@ from .sipio import Dialogless, open_target, server_of
 ID = "allowed_ip"
 TITLE = "Source IP seen by the cloud"
 DEPENDS = ("transport",)
+AFTER = ("register",)  # for the fallback: the address the PBX saw in its REGISTER answer
 PROBES = 3
 
 
@@ -49,7 +50,7 @@ async def run(ctx: CheckContext) -> CheckResult:
                           "calls, allowed_ip is not used")
     lookup = await connector_server(ctx)
     if lookup.target is None:
-        return ctx.result(ID, "skip", lookup.reason or "no connector server address")
+        return _fallback(ctx, lookup.reason or "no connector server address")
     target = lookup.target
     probes = []
     for _ in range(PROBES):  # one after the other: each a new flow through any NAT
@@ -59,15 +60,41 @@ async def run(ctx: CheckContext) -> CheckResult:
     answered = [p for p in probes if "ip" in p]
     if not answered:
         err = probes[0].get("error")
+        seen = _pbx_view(ctx)
         return ctx.result(ID, "fail", f"the SIP connector server {target.hostport} "
-                          f"({target.transport.upper()}) does not answer from here: {err}",
+                          f"({target.transport.upper()}) does not answer from here: {err}"
+                          + (f"; the PBX sees this site as {seen}" if seen else ""),
                           f"allow outbound {target.transport.upper()} {target.port} to "
-                          f"{target.ip} in this site's firewall", **details)
+                          f"{target.ip} in this site's firewall", pbx_seen_as=seen, **details)
     seen = sorted({p["ip"] for p in answered})
     details["seen_ips"] = seen
     status, summary, hint = verdict(site.allowed_ip, seen, any(p["reflected"] for p in answered),
                                     {t.ip for t in ctx.targets}, target.hostport)
     return ctx.result(ID, status, summary, hint, **details)
+
+
+def _pbx_view(ctx: CheckContext) -> str | None:
+    reg = ctx.results.get("register")
+    seen = reg.details.get("seen_as") if reg is not None else None
+    return seen.rsplit(":", 1)[0] if seen else None
+
+
+def _fallback(ctx: CheckContext, why: str) -> CheckResult:
+    """No connector server to ask: the PBX's view of this site is the next best thing."""
+    seen = _pbx_view(ctx)
+    allowed = ctx.site.allowed_ip
+    if seen is None:
+        return ctx.result(ID, "skip", why)
+    if address_kind(seen) and not address_kind(allowed):
+        # the PBX is on the LAN: it saw the private address, which says nothing about the WAN
+        return ctx.result(ID, "skip", f"{why}; the PBX sees this site as {seen}, a LAN "
+                          "address, which tells nothing about the public one", pbx_seen_as=seen)
+    same = seen == allowed
+    return ctx.result(ID, "warn", f"{why}; the PBX sees this site as {seen}"
+                      + (" = allowed_ip" if same else f", not allowed_ip {allowed}"),
+                      "run again with the connector server known (SIPKIT_API_URL, or "
+                      "check.connector_server) to measure what the cloud sees",
+                      pbx_seen_as=seen, from_pbx=True)
 
 
 def verdict(allowed_ip: str, seen: list[str], reflected: bool, pbx_ips: set[str],

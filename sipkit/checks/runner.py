@@ -34,14 +34,19 @@ def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[list[str
     return [c for c in REGISTRY if c in wanted], skip
 
 
-def _closure(cid: str) -> set[str]:
+def _closure(cid: str, soft: bool = False) -> set[str]:
+    """What ``cid`` depends on, transitively (with ``soft``: its AFTER checks too)."""
+    def edges(c: str) -> tuple[str, ...]:
+        mod = load(c)
+        return tuple(mod.DEPENDS) + (tuple(getattr(mod, "AFTER", ())) if soft else ())
+
     out: set[str] = set()
-    stack = list(load(cid).DEPENDS)
+    stack = list(edges(cid))
     while stack:
         dep = stack.pop()
         if dep not in out:
             out.add(dep)
-            stack.extend(load(dep).DEPENDS)
+            stack.extend(edges(dep))
     return out
 
 
@@ -77,10 +82,15 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
         if blocked:
             why = ", ".join(f"{d} {direct[d].status}" for d in blocked)
             return CheckResult(id=cid, status="skip", summary=f"not run: {why}")
+        # AFTER: run after these and see their results, whatever they were (a soft order).
+        for dep in getattr(mod, "AFTER", ()):
+            if dep in futures:
+                await futures[dep]
         if on_event:
             on_event(cid, "start", None)
         # A check sees every prerequisite's result, direct or not (all are done by now).
-        seen = {d: futures[d].result() for d in _closure(cid) if d in futures}
+        seen = {d: futures[d].result() for d in _closure(cid, soft=True)
+                if d in futures and futures[d].done()}
         ctx = CheckContext(site=site, options=options, results=seen, redactor=redactor,
                            recorder=recorder)
         try:

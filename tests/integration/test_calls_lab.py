@@ -172,3 +172,19 @@ def test_full_check_with_both_calls_no_secret(lab, run_sipkit):
     assert "call_inbound" in out and "call_outbound" in out and "MOS" in out
     assert password not in out and token not in out
     delete_all_connectors(lab, run_sipkit)
+
+
+def test_allowed_ip_falls_back_to_what_the_pbx_saw(lab, run_sipkit, tmp_path):
+    # no API configured and connector_server auto: the PBX's view is the next best thing
+    env = {"SIPKIT_API_URL": "", "SIPKIT_API_TOKEN_FILE": ""}
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "allowed_ip,register",
+                      "--json", env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert a["status"] == "warn" and a["details"]["from_pbx"] is True, a
+    assert f"the PBX sees this site as {lab.pbx_ip} = allowed_ip" in a["summary"]
+    # a silent connector server: fail, and say what the PBX saw
+    site = site_variant(lab, tmp_path, **{"check.connector_server": f"{lab.ip(44)}:5060"})
+    proc = run_sipkit("check", "-c", str(site), "--only", "allowed_ip,register", "--json",
+                      "--timeout", "0.5", env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert a["status"] == "fail" and a["details"]["pbx_seen_as"] == lab.pbx_ip, a
