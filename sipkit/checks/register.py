@@ -11,7 +11,6 @@ Afterwards only the Contact sipkit added is removed (Expires 0 on that URI; neve
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from ..report import CheckResult
@@ -283,6 +282,6 @@ async def run(ctx: CheckContext) -> CheckResult:
         return ctx.result(ID, "skip", "no address answered in the transport check")
     try:
         return await _register(ctx, targets[0])
-    except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, ConnectionError, OSError) as exc:
         return ctx.result(ID, "fail", f"connection lost during REGISTER: {exc or type(exc).__name__}",
                           "re-run; if it repeats, the PBX or a firewall cuts the connection")

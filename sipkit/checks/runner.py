@@ -97,7 +97,7 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
             # A hard cap so one stuck peer cannot hang the run; checks keep their own,
             # shorter timeouts per exchange.
             return await asyncio.wait_for(mod.run(ctx), timeout=mod_budget(mod, options, site))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ctx.result(cid, "error", "the check did not finish in time",
                               "re-run with -v; if it repeats, report it with the JSON output")
         except Exception as exc:  # a sipkit bug: keep the run going, say so, no secrets

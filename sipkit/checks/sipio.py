@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import ssl
-import time
 from contextlib import asynccontextmanager
 
 from .. import __version__
@@ -111,7 +110,3 @@ def server_of(resp: Response | None) -> str | None:
     if resp is None:
         return None
     return resp.headers.get("Server") or resp.headers.get("User-Agent")
-
-
-def now_ms() -> float:
-    return time.monotonic() * 1000

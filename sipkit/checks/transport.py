@@ -35,7 +35,7 @@ async def _tcp_connect(ip: str, port: int, timeout: float, local_ip: str | None)
             timeout)
     except ConnectionRefusedError:
         return "refused"
-    except (asyncio.TimeoutError, OSError):
+    except (TimeoutError, OSError):
         return "timeout"
     writer.close()
     try:
@@ -97,7 +97,7 @@ async def _probe(ctx: CheckContext, target: Target) -> dict:
     except ssl.SSLError as exc:
         row["verdict"] = "tls_handshake_failed"
         row["error"] = exc.reason or str(exc)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         row["verdict"] = "no_answer"
     except OSError as exc:
         row["verdict"] = "network_error"

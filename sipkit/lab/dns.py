@@ -89,7 +89,7 @@ class DnsServer:
         while not self._stop.is_set():
             try:
                 data, addr = self.sock.recvfrom(4096)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             out = self.answer(data)
             if out is not None:

@@ -56,7 +56,7 @@ async def run_call(params: CallParams, thresholds: Thresholds | None = None,
     try:
         out, err = await asyncio.wait_for(proc.communicate(params.model_dump_json().encode()),
                                           timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return CallResult(status="error", error=f"the call worker did not finish in {timeout:.0f} s")

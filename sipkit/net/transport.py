@@ -163,7 +163,7 @@ class SipConnection:
                 nxt = min(filter(None, (tx.next_deadline(), deadline)))
                 try:
                     resp = await asyncio.wait_for(queue.get(), max(0.0, nxt - now))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     actions = tx.timeout(loop.time())
                     continue
                 actions = [] if resp is None else tx.receive(resp, loop.time())
@@ -183,7 +183,7 @@ class SipConnection:
             self._writer.close()
             try:
                 await asyncio.wait_for(self._writer.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, ConnectionError, OSError, ssl.SSLError):
+            except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
                 pass
         if self._reader_task is not None:
             self._reader_task.cancel()
@@ -233,7 +233,7 @@ async def connect(ip: str, port: int, transport: str, *, local_ip: str | None = 
                 server_hostname=server_hostname if transport == "tls" else None,
                 local_addr=local, ssl_handshake_timeout=timeout if transport == "tls" else None),
                 timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"{transport.upper()} connect to {ip}:{port} timed out") from None
         conn._writer = writer
         conn.ssl_object = writer.get_extra_info("ssl_object")

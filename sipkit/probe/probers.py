@@ -190,7 +190,7 @@ async def run_probe(module_name: str, module: Module, target: str,
         else:
             coro = PROBERS[module.prober](module, target, res)
         await asyncio.wait_for(coro, budget)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         res.success, res.reason = False, f"timeout after {budget:.1f} s"
     except ValueError as exc:
         res.success, res.reason = False, f"bad target: {exc}"
