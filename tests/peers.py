@@ -40,15 +40,12 @@ def method_of(data: bytes) -> str:
     return data.split(b" ", 1)[0].decode(errors="replace")
 
 
-class UdpPeer:
-    def __init__(self, ip: str, port: int, handler: Handler):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, port))
-        self.sock.settimeout(0.1)
-        self.address = self.sock.getsockname()
-        self.handler = handler
-        self.received: list[bytes] = []
+class _Background:
+    """Runs ``_loop`` in a thread between ``with`` enter and exit, on ``self.sock``."""
+
+    sock: socket.socket
+
+    def _start(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -60,6 +57,21 @@ class UdpPeer:
         self._stop.set()
         self._thread.join(2)
         self.sock.close()
+
+    def _loop(self) -> None:  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+
+class UdpPeer(_Background):
+    def __init__(self, ip: str, port: int, handler: Handler):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.settimeout(0.1)
+        self.address = self.sock.getsockname()
+        self.handler = handler
+        self.received: list[bytes] = []
+        self._start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -142,7 +154,7 @@ class Registrar:
         return [reply(data, "200 OK", [f"Contact: <{contact}>;expires={expires}"])]
 
 
-class TlsSipPeer:
+class TlsSipPeer(_Background):
     """A TLS server answering every SIP request 200 OK (with a Date header), on a certificate
     the test chooses: for expiry and validity verdicts."""
 
@@ -154,17 +166,7 @@ class TlsSipPeer:
         self.sock = socket.create_server((ip, 0))
         self.sock.settimeout(0.1)
         self.address = self.sock.getsockname()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+        self._start()
 
     def _serve(self, conn) -> None:
         import email.utils

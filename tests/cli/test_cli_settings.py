@@ -7,14 +7,7 @@ import time
 import pytest
 import yaml
 
-GOOD = {
-    "agent_uuid": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
-    "phone_number": "+12084439178",
-    "registrar_server": "pbx.example.com",
-    "username_extension": "100",
-    "pbx_password": "s3cret-Pa55",
-    "allowed_ip": "198.51.100.7",
-}
+from tests.unit.test_settings import GOOD
 
 
 @pytest.mark.parametrize("change,field", [
