@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..net.target import Target  # noqa: F401  (re-exported: checks speak of Targets)
 from ..redact import Redactor, redact_text
 from ..report import CheckResult, Evidence, Status
 from ..settings import Site
@@ -29,23 +30,6 @@ class RunOptions:
     t1: float = 0.5  # RFC 3261 T1; probes may shorten it on loopback
     samples: int = 3  # OPTIONS RTT samples per address
     pcap: Path | None = None
-
-
-@dataclass(frozen=True)
-class Target:
-    """One address to try, as RFC 3263 resolution produced it."""
-
-    host: str  # the name the user gave (for SNI / hostname checks)
-    ip: str
-    port: int
-    transport: str  # "udp" | "tcp" | "tls"
-
-    @property
-    def hostport(self) -> str:
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "ip": self.ip, "port": self.port, "transport": self.transport}
 
 
 @dataclass

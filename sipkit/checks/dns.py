@@ -1,102 +1,207 @@
-"""dns: the registrar name resolves (RFC 3263) to addresses the cloud can reach."""
+"""dns: the registrar name resolves (RFC 3263) to addresses the cloud connector can reach.
+
+The connector is given registrar_server *and* port, so for it the port is explicit: it will
+look up A/AAAA of the name and use the configured port (RFC 3263 §4.2). The check resolves
+the same way, and also asks NAPTR/SRV at the same time — not to pick targets, but to warn
+when the domain advertises a different port (see sipkit.net.resolver).
+
+The verdict is a pure function of the resolution (``judge``), so every rule is unit-tested
+without a network; ``run`` only resolves, records evidence and calls it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from ..net.addresses import address_kind
-from ..net.resolver import Resolution, _ask, make_resolver, resolve_sip
-from ..report import CheckResult
-from .base import CheckContext, Target
+from ..net.resolver import Lookup, NameserverError, Resolution, resolve_sip
+from ..report import CheckResult, Status
+from .base import CheckContext
 
 ID = "dns"
 TITLE = "Registrar DNS"
 DEPENDS = ("config",)
 
-_FAIL_WORDS = {
-    "nxdomain": ("does not exist (NXDOMAIN)",
-                 "check the spelling of registrar_server, or create its A record"),
-    "servfail": ("could not be resolved: the DNS server failed (SERVFAIL)",
-                 "the domain's DNS is broken (DNSSEC, lame delegation): fix it at the DNS host"),
-    "timeout": ("could not be resolved: no DNS answer in time",
-                "check this machine's resolver (or --nameserver), or the domain's name servers"),
-    "nodata": ("has no A or AAAA record", "create an A record for the PBX's public address"),
+# Outcomes that mean DNS itself is broken (as opposed to "no such record").
+_BROKEN = ("servfail", "timeout", "refused", "error")
+
+_NO_ADDRESS = {
+    # outcome -> (what happened, the fix); {host} {types} {server} {timeout} {error} filled in
+    "nxdomain": ("registrar name {host} does not exist (NXDOMAIN)",
+                 "check the spelling of registrar_server, or create an A record for {host} "
+                 "with the PBX's public address"),
+    "nodata": ("{host} exists but has no A or AAAA record",
+               "create an A record for {host} with the PBX's public address"),
+    "servfail": ("{host} could not be resolved: the DNS server failed (SERVFAIL for {types})",
+                 "the domain's DNS is broken (DNSSEC, a lame or missing delegation): fix it "
+                 "at the DNS host; `dig {host}` shows the same"),
+    "timeout": ("{host} could not be resolved: no DNS answer within {timeout:g} s for {types} "
+                "(resolver {server} unreachable?)",
+                "check this machine's DNS (/etc/resolv.conf or --nameserver) and that UDP 53 "
+                "to it is open; if other names resolve, the domain's name servers are down"),
+    "refused": ("{host} could not be resolved: the DNS server {server} refused the query "
+                "(REFUSED for {types})",
+                "that server does not resolve for this machine: use another resolver "
+                "(/etc/resolv.conf or --nameserver)"),
+    "error": ("{host} could not be resolved: {error}",
+              "check this machine's DNS (/etc/resolv.conf or --nameserver)"),
 }
 
 
-async def _srv_targets(ctx: CheckContext, res: Resolution) -> list[str]:
-    """Addresses of the SRV targets, for a name that has SRV but no A/AAAA of its own."""
-    resolver = make_resolver(ctx.options.nameserver, ctx.options.timeout)
-    out: list[str] = []
-    for srv in res.srv:
-        for rdtype in ("A", "AAAA"):
-            look, rrs = await _ask(resolver, srv.target, rdtype)
-            res.lookups.append(look)
-            out += [r.address for r in rrs]
-    return out
+@dataclass
+class Verdict:
+    status: Status
+    summary: str
+    hint: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _kind(ip: str) -> str:
+    return address_kind(ip) or "public"
+
+
+def _plural(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _address_lookups(res: Resolution) -> list[Lookup]:
+    """The lookups that decide the targets: A/AAAA (of the host, or of SRV targets)."""
+    return [lk for lk in res.lookups if lk.rdtype in ("A", "AAAA")]
+
+
+def _answers_text(res: Resolution) -> str:
+    """'1.2.3.4 (A, TTL 300 s), ...' for every address lookup that answered."""
+    parts = []
+    for lk in _address_lookups(res):
+        if lk.ok:
+            shown = lk.answers[:6] + ([f"+{len(lk.answers) - 6} more"]
+                                      if len(lk.answers) > 6 else [])
+            parts.append(f"{', '.join(shown)} ({lk.rdtype}, TTL {lk.ttl} s)")
+    return "; ".join(parts)
+
+
+def judge(res: Resolution, *, port: int, allow_private: bool, timeout: float = 0.0
+          ) -> Verdict:
+    """The dns verdict for a resolution of registrar_server with the site's port."""
+    host = res.host
+    addresses = res.addresses
+    failed = [lk for lk in res.lookups if lk.outcome in _BROKEN]
+    facts: dict[str, Any] = {
+        "addresses": [{"ip": ip, "kind": _kind(ip)} for ip in addresses],
+        "failed_lookups": [{"qname": lk.qname, "rdtype": lk.rdtype, "outcome": lk.outcome}
+                           for lk in failed],
+    }
+
+    # 1. No address at all: say why, per record type.
+    if not addresses:
+        addr = _address_lookups(res)
+        outcomes = [lk.outcome for lk in addr]
+        # The most telling outcome first: a broken DNS beats "no such name".
+        outcome = next((o for o in ("timeout", "servfail", "refused", "error", "nxdomain")
+                        if o in outcomes), "nodata")
+        types = [lk.rdtype for lk in addr if lk.outcome == outcome]
+        error = next((lk.error for lk in addr if lk.outcome == outcome and lk.error), outcome)
+        what, fix = _NO_ADDRESS[outcome]
+        fill = {"host": host, "types": _plural(types or ["A"]), "server": res.server or "?",
+                "timeout": timeout, "error": error}
+        summary, hint = what.format(**fill), fix.format(**fill)
+        usable_srv = [s for s in res.srv if s.target != "."]
+        if outcome == "nodata" and usable_srv:
+            best = usable_srv[0]
+            summary += (f"; its SRV record points at {best.target.rstrip('.')}:{best.port}, but "
+                        "the connector is given host and port, so it does not look up SRV")
+            hint = (f"set registrar_server: {best.target.rstrip('.')} and port: {best.port}, "
+                    f"or create an A record for {host}")
+        return Verdict("fail", summary, hint, facts)
+
+    # 2. Where the addresses are: the cloud reaches only public space.
+    private = [ip for ip in addresses if address_kind(ip)]
+    public = [ip for ip in addresses if not address_kind(ip)]
+    if res.source == "ip-literal":
+        summary = f"IP literal {addresses[0]}, no DNS"
+    else:
+        summary = (f"{host} → {_answers_text(res)}; {len(res.lookups)} lookups in "
+                   f"{res.ms:.0f} ms")
+    warnings: list[tuple[str, str]] = []  # (problem, fix)
+    notes: list[str] = []
+    if private and not public:
+        what = ", ".join(f"{ip} ({address_kind(ip)})" for ip in private)
+        if not allow_private:
+            lead = (f"{host} is" if res.source == "ip-literal"
+                    else f"{host} resolves only to")
+            return Verdict(
+                "fail", f"{lead} {what}: the cloud connector cannot reach it",
+                "publish the PBX's public address: point registrar_server (or its A record) "
+                "at the public IP and forward the SIP port to the PBX; set "
+                "check.allow_private_registrar only if the cloud reaches it over a private "
+                "link", facts)
+        notes.append(f"{what} is not reachable from the internet; accepted because "
+                     "check.allow_private_registrar is set")
+    elif private:
+        warnings.append((
+            f"{host} resolves to public and non-public addresses ({', '.join(private)} is "
+            f"{_plural(sorted({address_kind(ip) or '' for ip in private}))}): split-horizon "
+            "DNS or a stale record",
+            "the cloud gets the same answers: make public DNS return only the PBX's public "
+            "address"))
+
+    # 3. What the domain advertises vs the configured port (advisory SRV, RFC 3263 §4.2).
+    srv_ports = res.srv_ports
+    if srv_ports and port not in srv_ports:
+        names = sorted({s.name for s in res.srv if s.target != "."})
+        warnings.append((
+            f"DNS SRV {_plural([n.rstrip('.') for n in names])} advertises port "
+            f"{_plural([str(p) for p in srv_ports])}, but port is {port}",
+            f"check which port the PBX listens on; if DNS is right, set port: {srv_ports[0]}"))
+    elif srv_ports:
+        notes.append(f"SRV agrees on port {port}")
+
+    # 4. DNS half broken: the addresses came, but some lookups failed.
+    if failed:
+        which = _plural([f"{lk.qname.rstrip('.')} {lk.rdtype} ({lk.outcome})" for lk in failed])
+        warnings.append((f"some lookups failed: {which}",
+                         "a DNS server that fails or drops some record types slows down or "
+                         "breaks other resolvers (the cloud's): fix the domain's DNS"))
+    cnames = [lk for lk in _address_lookups(res) if lk.cname]
+    if cnames:
+        notes.append("via CNAME " + ", ".join(f"{lk.qname.rstrip('.')} → "
+                                              f"{lk.cname.rstrip('.')}" for lk in cnames[:2]))
+
+    text = summary + "".join(f"; {n}" for n in notes)
+    if warnings:
+        return Verdict("warn", text + "".join(f"; {w[0]}" for w in warnings),
+                       "; ".join(w[1] for w in warnings), facts)
+    return Verdict("pass", text, None, facts)
 
 
 async def run(ctx: CheckContext) -> CheckResult:
     site = ctx.site
     host, port, transport = site.registrar_server, site.port, site.connection_type
-    res = await resolve_sip(host, transport=transport, nameserver=ctx.options.nameserver,
-                            timeout=ctx.options.timeout)
-    for look in res.lookups:
-        ctx.record("dns", f"{look.qname} {look.rdtype}: {look.outcome}"
-                   + (f" {', '.join(look.answers)} (TTL {look.ttl})" if look.answers else "")
-                   + f" in {look.ms:.1f} ms")
-    addresses = list(res.addresses)
-    notes: list[tuple[str, str]] = []
-    if not addresses and res.srv:
-        addresses = await _srv_targets(ctx, res)
-        if addresses:
-            notes.append((f"{host} has no A/AAAA record, only SRV records",
-                          "give registrar_server the SRV target's host name, or add an A "
-                          "record: the connector registers to host:port"))
-    targets = [Target(host=host, ip=ip, port=port, transport=transport) for ip in addresses]
-    details = {"source": res.source, "targets": [t.as_dict() for t in targets],
-               "lookups": [look.as_dict() for look in res.lookups],
-               "srv": [s.__dict__ for s in res.srv], "naptr_services": res.naptr_services}
-    if not addresses:
-        a = next((look for look in res.lookups if look.rdtype == "A"), None)
-        outcome = a.outcome if a is not None else "nodata"
-        words, fix = _FAIL_WORDS.get(outcome, (f"could not be resolved ({outcome})",
-                                               "check the DNS of the registrar name"))
-        return ctx.result(ID, "fail", f"{host} {words}", fix, **details)
-
-    kinds = {ip: address_kind(ip) for ip in addresses}
-    unreachable = [ip for ip, kind in kinds.items() if kind]
-    if res.source == "ip-literal":
-        summary = f"{host} is an IP address: no DNS needed"
-    else:
-        a = next(look for look in res.lookups if look.rdtype in ("A", "AAAA")
-                 and look.outcome == "answer") if res.addresses else None
-        ttl = f", TTL {a.ttl} s" if a else ""
-        summary = (f"{host} → {', '.join(addresses)}{ttl} "
-                   f"({sum(look.ms for look in res.lookups):.0f} ms of lookups)")
-    if unreachable and len(unreachable) == len(addresses):
-        what = ", ".join(f"{ip} ({kinds[ip]})" for ip in unreachable)
-        if site.check.allow_private_registrar:
-            notes.append((f"{what}: not reachable from the internet, accepted because "
-                          "check.allow_private_registrar is set", ""))
-        else:
-            return ctx.result(ID, "fail", f"{host} resolves only to {what}: the cloud "
-                              "connector cannot reach it",
-                              "publish the PBX's public address (or port-forward to it) and "
-                              "point registrar_server at that", **details)
-    elif unreachable:
-        notes.append((f"{', '.join(unreachable)} among the answers are not public "
-                      "(split-horizon DNS?)",
-                      "the cloud resolves this name too: make public DNS return only public "
-                      "addresses"))
-    srv_ports = sorted({s.port for s in res.srv})
-    if srv_ports and port not in srv_ports:
-        notes.append((f"SRV for {transport.upper()} advertises port "
-                      f"{', '.join(map(str, srv_ports))}, the site says {port}",
-                      f"check which port the PBX listens on; set port: {srv_ports[0]} if DNS "
-                      "is right"))
-    warn = [n for n in notes if n[1]]
-    if warn:
-        return ctx.result(ID, "warn", summary + "; " + "; ".join(n[0] for n in warn),
-                          "; ".join(n[1] for n in warn), **details)
-    if notes:
-        summary += "; " + "; ".join(n[0] for n in notes)
-    return ctx.result(ID, "pass", summary, **details)
+    try:
+        # The site's port is explicit (the connector gets host and port): A/AAAA decide,
+        # NAPTR/SRV are asked alongside only to compare ports. See the module docstring.
+        res = await resolve_sip(host, transport=transport, port=port, explicit_port=True,
+                                nameserver=ctx.options.nameserver, timeout=ctx.options.timeout,
+                                advisory_srv=True)
+    except NameserverError as exc:
+        return ctx.result(ID, "fail", str(exc), "pass --nameserver as IP or IP:PORT, "
+                          "e.g. --nameserver 127.0.0.1:5353")
+    for lk in res.lookups:
+        ctx.record("dns", lk.text(), text="\n".join(lk.answers) or None, peer=res.server)
+    v = judge(res, port=port, allow_private=site.check.allow_private_registrar,
+              timeout=ctx.options.timeout)
+    details = {
+        "source": res.source,
+        "targets": [t.as_dict() for t in res.targets],
+        "lookups": [lk.as_dict() for lk in res.lookups],
+        "lookup_ms": res.ms,
+        "nameserver": res.server,
+        "port": port,
+        "explicit_port": True,
+        "srv": [s.as_dict() for s in res.srv],
+        "srv_ports": res.srv_ports,
+        "naptr": [n.as_dict() for n in res.naptr],
+        **v.facts,
+    }
+    return ctx.result(ID, v.status, v.summary, v.hint, **details)

@@ -57,11 +57,12 @@ def _context(module: Module, host: str, port: int) -> CheckContext:
     return CheckContext(site=site, options=options, results={}, redactor=Redactor(secrets))
 
 
-async def _resolve(module: Module, host: str, res: ProbeResult) -> str | None:
+async def _resolve(module: Module, host: str, port: int, res: ProbeResult) -> str | None:
     if parse_ip(host):
         return host.strip("[]")
     t0 = time.monotonic()
     resolution = await resolve_sip(host, transport="tls" if module.transport == "tls" else "udp",
+                                   port=port, explicit_port=True,
                                    nameserver=module.nameserver, timeout=module.timeout)
     res.dns_lookup_s = round(time.monotonic() - t0, 6)
     if not resolution.addresses:
@@ -75,7 +76,7 @@ async def probe_options(module: Module, target: str, res: ProbeResult) -> None:
     from ..checks.sipio import Dialogless, open_target, server_of
 
     host, port = split_target(target, module.transport)
-    ip = await _resolve(module, host, res)
+    ip = await _resolve(module, host, port, res)
     if ip is None:
         return
     ctx = _context(module, host, port)
@@ -123,7 +124,7 @@ async def probe_register(module: Module, target: str, res: ProbeResult, key: str
             setattr(res, k, v)
         res.reason = f"{cached.get('reason', '')} (cached: next attempt in {res.backoff_s:.0f} s)"
         return
-    ip = await _resolve(module, host, res)
+    ip = await _resolve(module, host, port, res)
     if ip is None:
         return
     ctx = _context(module, host, port)
@@ -144,7 +145,7 @@ async def probe_tls(module: Module, target: str, res: ProbeResult) -> None:
     from ..checks import tls
 
     host, port = split_target(target, "tls")
-    ip = await _resolve(module, host, res)
+    ip = await _resolve(module, host, port, res)
     if ip is None:
         return
     ctx = _context(module, host, port)
@@ -168,8 +169,8 @@ async def probe_tls(module: Module, target: str, res: ProbeResult) -> None:
 
 
 async def probe_dns(module: Module, target: str, res: ProbeResult) -> None:
-    host, _ = split_target(target, module.transport)
-    ip = await _resolve(module, host, res)
+    host, port = split_target(target, module.transport)
+    ip = await _resolve(module, host, port, res)
     if ip is not None:
         res.success = True
         res.reason = f"{host} → {ip}"

@@ -89,8 +89,8 @@ class _FleetPath:
             if ip is None:
                 from ..net.resolver import resolve_sip
 
-                r = await resolve_sip(host, transport="udp", nameserver=module.nameserver,
-                                      timeout=module.timeout)
+                r = await resolve_sip(host, transport="udp", port=port, explicit_port=True,
+                                      nameserver=module.nameserver, timeout=module.timeout)
                 ip = r.addresses[0] if r.addresses else None
             hit = (ip, port) if ip else "dns: no address"
         self.where[target] = hit
