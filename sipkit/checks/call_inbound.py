@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..media.model import CallParams
 from ..report import CheckResult
 from .base import CheckContext
-from .calls import budget, judge_audio, local_ip_towards, place
+from .calls import budget, judge_audio, local_ip_towards, place, tls_params
 from .cloud import connector_server
 
 ID = "call_inbound"
@@ -31,7 +31,8 @@ async def run(ctx: CheckContext) -> CheckResult:
                                                         else "")
     params = CallParams(target=uri, transport=t.transport, local_ip=local_ip_towards(ctx, t.ip),
                         from_uri=f"sip:{site.username_extension}@{site.registrar_server}",
-                        seconds=site.check.call_seconds, setup_timeout=max(5.0, ctx.options.timeout * 2))
+                        seconds=site.check.call_seconds,
+                        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx))
     r = await place(ctx, params, t.ip)
     details = {"target": uri}
     if r.status == "answered":

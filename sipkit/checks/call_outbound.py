@@ -11,7 +11,7 @@ from ..media.model import CallParams
 from ..normalize import normalize
 from ..report import CheckResult
 from .base import CheckContext
-from .calls import budget, judge_audio, local_ip_towards, place
+from .calls import budget, judge_audio, local_ip_towards, place, tls_params
 
 ID = "call_outbound"
 TITLE = "Test call through the PBX"
@@ -44,7 +44,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         from_uri=f"sip:{site.username_extension}@{site.registrar_server}",
         registrar=f"sip:{host}:{t.port}{tp}", username=site.digest_username,
         password=site.digest_password.get_secret_value(), seconds=site.check.call_seconds,
-        setup_timeout=max(5.0, ctx.options.timeout * 2))
+        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx))
     r = await place(ctx, params, t.ip)
     details = {"number": number, "raw_number": raw, "target": params.target}
     shown = f"{raw} → {number}" if number != raw else number

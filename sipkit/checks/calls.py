@@ -19,6 +19,13 @@ def local_ip_towards(ctx: CheckContext, ip: str) -> str:
         return s.getsockname()[0]
 
 
+def tls_params(ctx: CheckContext) -> dict:
+    """TLS calls verify the peer like everything else: system store or --ca-file, unless
+    --insecure."""
+    ca = ctx.options.ca_file or ctx.site.check.ca_file
+    return {"verify_tls": not ctx.options.insecure, "ca_file": str(ca) if ca else None}
+
+
 def thresholds(ctx: CheckContext) -> Thresholds:
     c = ctx.site.check
     return Thresholds(max_loss_pct=c.max_loss_pct, max_jitter_ms=c.max_jitter_ms,
@@ -32,7 +39,8 @@ def budget(options, site) -> float:
 async def place(ctx: CheckContext, params: CallParams, signalling_ip: str) -> CallResult:
     ctx.note(f"calling {params.target} over {params.transport.upper()} from {params.local_ip}"
              + (f", registered as {params.username}" if params.registrar else ""))
-    result = await run_call(params, thresholds(ctx), signalling_ip=signalling_ip)
+    params = params.model_copy(update={"thresholds": thresholds(ctx)})
+    result = await run_call(params, signalling_ip=signalling_ip)
     ctx.record("media", f"call {result.status}"
                + (f" {result.code} {result.reason}" if result.code else "")
                + (f"; {result.codec}; RTP sent {result.tx.packets}, received {result.rx.packets}"
@@ -57,17 +65,19 @@ def media_summary(r: CallResult) -> str:
     return ", ".join(parts)
 
 
+PRIVATE_SDP = "private_sdp_c_while_public_signalling"
 AUDIO_PROBLEMS = {
     "no_audio": ("no audio in either direction",
                  "RTP is blocked both ways: open the RTP port range (UDP) between this site and "
                  "the cloud, and disable the SIP ALG"),
-    "one_way_audio": ("one-way audio: RTP sent, none received",
-                      "the far end's RTP does not reach this site: allow inbound UDP to the RTP "
-                      "ports, and check no NAT/ALG rewrites the SDP address"),
-    "one_way_audio_outbound": ("one-way audio: RTP received, none sent",
-                               "this side sends no RTP: check the local media configuration"),
-    "private_sdp": ("the answer's SDP carries a private media address while signalling is "
-                    "public", "fix the NAT settings (external address) of the far end"),
+    # one_way_audio, by the side that is missing (CallResult.one_way_missing)
+    "rx": ("one-way audio: RTP sent, none received",
+           "the far end's RTP does not reach this site: allow inbound UDP to the RTP ports, and "
+           "check no NAT/ALG rewrites the SDP address"),
+    "tx": ("one-way audio: RTP received, none sent",
+           "this side sends no RTP: check the local media configuration"),
+    PRIVATE_SDP: ("the answer's SDP carries a private media address while signalling is "
+                  "public", "fix the NAT settings (external address) of the far end"),
 }
 QUALITY = {"loss_high": "packet loss above the threshold", "jitter_high": "jitter above the "
            "threshold", "mos_low": "MOS below the threshold"}
@@ -75,12 +85,13 @@ QUALITY = {"loss_high": "packet loss above the threshold", "jitter_high": "jitte
 
 def judge_audio(ctx: CheckContext, check_id: str, r: CallResult, summary: str, **details):
     details = {**details, "call": r.model_dump()}
-    hard = [v for v in r.verdicts if v in AUDIO_PROBLEMS and v != "private_sdp"]
+    hard = [v for v in r.verdicts if v in ("no_audio", "one_way_audio")]
     if hard:
-        words, fix = AUDIO_PROBLEMS[hard[0]]
+        key = "no_audio" if hard[0] == "no_audio" else (r.one_way_missing or "rx")
+        words, fix = AUDIO_PROBLEMS[key]
         return ctx.result(check_id, "fail", f"{summary}: {words} ({media_summary(r)})", fix,
                           **details)
-    soft = [v for v in r.verdicts if v in QUALITY or v == "private_sdp"]
+    soft = [v for v in r.verdicts if v in QUALITY or v == PRIVATE_SDP]
     if soft:
         words = "; ".join(QUALITY.get(v) or AUDIO_PROBLEMS[v][0] for v in soft)
         return ctx.result(check_id, "warn", f"{summary}: {media_summary(r)}; {words}",

@@ -1,24 +1,50 @@
 """normalizer: the connector's number rule does what the PBX and the agent expect.
 
-Previews the rule on the site's phone number and outbound test number, fails rules that can
-never change anything, and warns when a result is not a valid number (libphonenumber, in the
-country of the site's E.164 phone_number).
+Previews the rule (``sipkit.normalize``) on the site's own numbers: ``phone_number`` as given
+(E.164, so it must stay unchanged), the same number in national form (what the rule is usually
+written for), and ``check.outbound_test_number`` (what ``call_outbound`` dials). Verdicts:
+
+- skip: the site file has no normalizer (numbers pass unchanged);
+- fail: the rule can never change any number (``rule_problems``), or a sample is not a number;
+- warn: a result is not a valid number in the site's country (libphonenumber; the country is
+  the one of the E.164 ``phone_number``), or part of the rule is dead / applies twice
+  (``rule_notes``);
+- pass otherwise.
 """
 
 from __future__ import annotations
 
-import phonenumbers
-
-from ..normalize import normalize, rule_problems
+from ..errors import UsageError
+from ..normalize import describe, is_set, normalize, rule_notes, rule_problems
 from ..report import CheckResult
 from .base import CheckContext
 
 ID = "normalizer"
-TITLE = "Number rule"
+TITLE = "Number rules"
 DEPENDS = ("config",)
 
+_HINT_FIX = ("fix the normalizer in the site file (README 'Number normalization' defines the "
+             "three fields); `sipkit normalize --explain NUMBER -c SITE` shows each step")
 
-def _valid(number: str, region: str | None) -> bool:
+
+def region_of(e164: str) -> str | None:
+    """ISO country of an E.164 number ("+902124439178" -> "TR"), None when unknown."""
+    import phonenumbers
+
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return region if region and region != "ZZ" else None
+
+
+def is_valid(number: str, region: str | None) -> bool | None:
+    """libphonenumber's verdict on a dial string; None when it cannot judge (a national
+    number and no region)."""
+    import phonenumbers
+
+    if not number.startswith("+") and region is None:
+        return None
     try:
         parsed = phonenumbers.parse(number, None if number.startswith("+") else region)
     except phonenumbers.NumberParseException:
@@ -26,35 +52,65 @@ def _valid(number: str, region: str | None) -> bool:
     return phonenumbers.is_valid_number(parsed)
 
 
+def samples(site) -> dict[str, str]:
+    """name -> number: the site's numbers the rule should be tried on."""
+    import phonenumbers
+
+    out = {"phone_number": site.phone_number}
+    try:
+        national = str(phonenumbers.parse(site.phone_number, None).national_number)
+    except phonenumbers.NumberParseException:
+        national = None
+    if national and national != site.phone_number:
+        out["phone_number (national)"] = national
+    if site.check.outbound_test_number:
+        out["outbound_test_number"] = site.check.outbound_test_number
+    return out
+
+
 async def run(ctx: CheckContext) -> CheckResult:
     site = ctx.site
     rule = site.normalizer
-    if rule is None or not any((rule.default_prefix, rule.condition_length,
-                                rule.condition_prefix)):
+    if not is_set(rule):
         return ctx.result(ID, "skip", "no normalizer in the site file: numbers pass unchanged")
-    region = phonenumbers.region_code_for_number(phonenumbers.parse(site.phone_number))
-    samples = {"phone_number": site.phone_number}
-    if site.check.outbound_test_number:
-        samples["outbound_test_number"] = site.check.outbound_test_number
-    previews = {name: normalize(num, rule).as_dict() for name, num in samples.items()}
-    details = {"rule": rule.model_dump(), "region": region, "previews": previews}
-    for name, p in previews.items():
-        ctx.note(f"{name}: {p['original']} → {p['result']} ({'; '.join(p['reasons'])})")
+    region = region_of(site.phone_number)
+    ctx.note(f"rule: {describe(rule)}")
+    previews, bad = [], []
+    for name, number in samples(site).items():
+        try:
+            n = normalize(number, rule)
+        except UsageError:
+            bad.append(f"{name} {number!r}")
+            continue
+        valid = is_valid(n.result, region)
+        previews.append({"sample": name, **n.as_dict(), "valid": valid})
+        ctx.note(f"{name}: {n.original} → {n.result} ({'; '.join(n.reasons)})"
+                 + ("" if valid is not False else f"; not a valid {region} number"))
+    details = {"rule": rule.model_dump(), "explained": describe(rule), "region": region,
+               "previews": previews}
+    shown = ", ".join(f"{p['original']} → {p['result']}" for p in previews)
+    if bad:
+        return ctx.result(ID, "fail", f"not a phone number: {', '.join(bad)}",
+                          "write the number with digits (and an optional leading +) only",
+                          **details)
     problems = rule_problems(rule)
-    shown = ", ".join(f"{p['original']} → {p['result']}" for p in previews.values())
     if problems:
-        return ctx.result(ID, "fail", "; ".join(problems),
-                          "fix the normalizer in the site file; README 'Number normalization' "
-                          "explains the three fields", **details)
-    invalid = [p["result"] for p in previews.values() if not _valid(p["result"], region)]
+        return ctx.result(ID, "fail", "the rule never changes a number: " + "; ".join(problems),
+                          _HINT_FIX, problems=problems, **details)
+    invalid = [p for p in previews if p["valid"] is False]
+    notes = rule_notes(rule)
     if invalid:
-        return ctx.result(ID, "warn", f"{shown}; not a valid {region} number: "
-                          f"{', '.join(invalid)}",
+        words = ", ".join(f"{p['result']} ({p['sample']})" for p in invalid)
+        return ctx.result(ID, "warn", f"{shown}; not a valid {region} number: {words}",
                           "check default_prefix and the conditions against the PBX's dial "
-                          "plan; `sipkit normalize --explain` shows each step", **details)
-    test = previews.get("outbound_test_number")
-    if test is not None and not test["applied"]:
-        return ctx.result(ID, "warn", f"{shown}; the rule does not apply to the test number",
-                          "pick a check.outbound_test_number the rule is meant for, or fix "
-                          "the conditions", **details)
-    return ctx.result(ID, "pass", f"{shown} (valid {region} numbers)", **details)
+                          "plan (an outside-line prefix such as 9 is expected to look "
+                          "invalid here); " + _HINT_FIX.split("; ", 1)[1],
+                          notes=notes, **details)
+    if notes:
+        return ctx.result(ID, "warn", f"{shown}; " + "; ".join(notes), _HINT_FIX, notes=notes,
+                          **details)
+    untouched = [p["sample"] for p in previews if p["sample"] == "outbound_test_number"
+                 and not p["applied"]]
+    tail = " (the rule does not change the test number)" if untouched else ""
+    judged = f" (valid {region} numbers)" if region else ""
+    return ctx.result(ID, "pass", f"{shown}{judged}{tail}", **details)

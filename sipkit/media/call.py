@@ -1,4 +1,16 @@
-"""Run one test call in a worker process and judge its audio."""
+"""Run one test call in a worker process and judge its audio.
+
+    result = await run_call(CallParams(target="sip:echo@203.0.113.5", local_ip="192.0.2.10"),
+                            timeout=20)
+
+``run_call`` never raises for anything the call, the network or pjsip does: a worker that
+crashes (a pjsip assertion is SIGABRT), hangs or prints garbage gives a ``CallResult`` with
+status "error" and the reason. Bad ``CallParams`` fail earlier, when the model is built.
+
+Thresholds live in ``params.thresholds`` (defaults: loss < 1 %, jitter < 30 ms, MOS ≥ 3.6;
+see ``Thresholds``). The MOS is sipkit.media.mos's E-model; the verdicts are
+sipkit.media.verdict's.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +19,137 @@ import json
 import signal
 import sys
 
-from ..net.addresses import address_kind
+from pydantic import ValidationError
+
+from ..net.addresses import parse_ip
 from ..redact import redact_text
+from ..sip.uri import SipUri
 from .model import CallParams, CallResult, Thresholds
-from .mos import mos
+from .verdict import host_of, judge
 from .worker import RESULT_MARK
 
-PACKETIZATION_MS = 20
+STARTUP_S = 5.0  # interpreter + pjsua2 import, on a slow machine
+TEARDOWN_S = 4.0  # after the result: hang up, un-REGISTER (≤ 2 s), destroy
 
 
-def judge(result: CallResult, thresholds: Thresholds, signalling_ip: str | None) -> CallResult:
-    """Add MOS and verdicts to an answered call's raw numbers."""
-    if result.status != "answered":
-        return result
-    v = result.verdicts
-    tx, rx = result.tx.packets, result.rx.packets
-    if tx == 0 and rx == 0:
-        v.append("no_audio")
-    elif rx == 0:
-        v.append("one_way_audio")  # we send, nothing comes back
-    elif tx == 0:
-        v.append("one_way_audio_outbound")
-    if rx:
-        delay = (result.rtt_ms or 0) / 2 + PACKETIZATION_MS + (result.jbuf_delay_ms or 0)
-        result.mos = mos(delay, result.rx.loss_pct, result.codec or "PCMU")
-        if result.rx.loss_pct > thresholds.max_loss_pct:
-            v.append("loss_high")
-        if (result.rx.jitter_ms_mean or 0) > thresholds.max_jitter_ms:
-            v.append("jitter_high")
-        if result.mos < thresholds.min_mos:
-            v.append("mos_low")
-    remote_ip = (result.remote_media or "").rsplit(":", 1)[0].strip("[]")
-    if remote_ip and signalling_ip and address_kind(remote_ip) in ("private", "carrier-grade NAT") \
-            and address_kind(signalling_ip) is None:
-        v.append("private_sdp")
-    return result
+def _with_transport(uri: str, transport: str, loose_route: bool = False) -> str:
+    """Add ;transport= (for tcp/tls) and ;lr (for a proxy) when the URI lacks them."""
+    parsed = SipUri.parse(uri)
+    if transport != "udp" and "transport" not in parsed.params and parsed.scheme == "sip":
+        parsed.params["transport"] = transport
+    if loose_route and "lr" not in parsed.params:
+        parsed.params["lr"] = None
+    return str(parsed)
 
 
-async def run_call(params: CallParams, thresholds: Thresholds | None = None,
-                   timeout: float | None = None, signalling_ip: str | None = None) -> CallResult:
-    """Never raises for what the call or pjsip does: a crash is a result with status error."""
-    thresholds = thresholds or Thresholds()
-    timeout = timeout or params.setup_timeout + params.seconds + 15
-    secrets = [params.password] if params.password else []
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sipkit.media.worker", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+def worker_input(params: CallParams) -> bytes:
+    """The worker's stdin: the one place the password is revealed."""
+    data = params.model_dump(exclude={"password", "thresholds"})
+    data["target"] = _with_transport(params.target, params.transport)
+    if params.registrar:
+        data["registrar"] = _with_transport(params.registrar, params.transport)
+    if params.proxy:
+        data["proxy"] = _with_transport(params.proxy, params.transport, loose_route=True)
+    data["password"] = params.password.get_secret_value() if params.password else None
+    return json.dumps(data).encode()
+
+
+def signalling_ip_of(params: CallParams) -> str | None:
+    """The address SIP goes to (the proxy, else the target), when it is an IP literal."""
+    host = SipUri.parse(params.proxy or params.target).host
+    return host if parse_ip(host) else None
+
+
+async def _result_line(stdout: asyncio.StreamReader) -> str | None:
+    """The worker's result line; None at EOF without one (it died)."""
+    while True:
+        raw = await stdout.readline()
+        if not raw:
+            return None
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        if line.startswith(RESULT_MARK):
+            return line
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    await proc.wait()
+
+
+def _error(message: str, secrets: list[str]) -> CallResult:
+    return CallResult(status="error", error=redact_text(message, secrets))
+
+
+async def run_call(params: CallParams, timeout: float | None = None, *,
+                   signalling_ip: str | None = None,
+                   thresholds: Thresholds | None = None) -> CallResult:
+    """Place the call in ``python -m sipkit.media.worker``, wait at most ``timeout`` seconds
+    (default: setup_timeout + seconds + STARTUP_S), judge the result.
+
+    ``signalling_ip`` (default: where the INVITE's responses came from, else the proxy's or
+    target's IP literal) is the address we sent SIP to, for the private-SDP verdict.
+    ``thresholds`` overrides ``params.thresholds``. The worker gets ``TEARDOWN_S`` after its
+    result to hang up and un-register before it is killed.
+    """
+    if isinstance(timeout, Thresholds):  # the pre-issue-5 call shape: run_call(p, thresholds)
+        thresholds, timeout = timeout, None
+    thresholds = thresholds or params.thresholds
+    timeout = timeout or params.setup_timeout + params.seconds + STARTUP_S
+    secrets = [params.password.get_secret_value()] if params.password else []
     try:
-        out, err = await asyncio.wait_for(proc.communicate(params.model_dump_json().encode()),
-                                          timeout)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sipkit.media.worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        return _error(f"cannot start the call worker: {exc.strerror}", secrets)
+    stderr = asyncio.ensure_future(proc.stderr.read())  # drained all along: never blocks
+    try:
+        proc.stdin.write(worker_input(params))
+        await proc.stdin.drain()
+        proc.stdin.close()
+        line = await asyncio.wait_for(_result_line(proc.stdout), timeout)
+    except ConnectionError:  # it died before reading its input: the exit status says why
+        line = None
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        await _stop(proc)
+        stderr.cancel()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return _error(f"the call worker did not finish in {timeout:.0f} s (killed)", secrets)
+    # The result is out; the worker now hangs up and removes its registration. Let it
+    # finish (a killed worker would leave its binding on the PBX), within reason.
+    rest = asyncio.ensure_future(proc.stdout.read())
+    try:
+        await asyncio.wait_for(proc.wait(), TEARDOWN_S)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return CallResult(status="error", error=f"the call worker did not finish in {timeout:.0f} s")
-    line = next((ln for ln in out.decode(errors="replace").splitlines()
-                 if ln.startswith(RESULT_MARK)), None)
+        await _stop(proc)
+    await rest
+    err = await stderr
     if line is None:
         rc = proc.returncode
         how = (f"killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0
                else f"exit code {rc}")
-        tail = redact_text(err.decode(errors="replace").strip()[-300:], secrets)
-        return CallResult(status="error", error=f"the media engine (pjsua2) crashed: {how}"
-                          + (f" — {tail}" if tail else ""))
-    data = json.loads(line[len(RESULT_MARK):])
-    if data.get("error"):
-        data["error"] = redact_text(data["error"], secrets)
-    result = CallResult.model_validate(data)
-    return judge(result, thresholds, signalling_ip)
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        return _error(f"the media engine (pjsua2) crashed: {how}"
+                      + (f" — {' / '.join(tail)[-300:]}" if tail else ""), secrets)
+    try:
+        result = CallResult.model_validate_json(line[len(RESULT_MARK):])
+    except ValidationError as exc:
+        return _error(f"the call worker gave a malformed result ({exc.error_count()} "
+                      "problems)", secrets)
+    if result.error:
+        result.error = redact_text(result.error, secrets)
+    if result.reason:
+        result.reason = redact_text(result.reason, secrets)
+    result.signalling_ip = (signalling_ip or host_of(result.signalling_peer)
+                            or signalling_ip_of(params))
+    return judge(result, thresholds)
+
+
+def run_call_sync(params: CallParams, timeout: float | None = None, **kw) -> CallResult:
+    """``run_call`` for code without an event loop (scripts, the probe's threads)."""
+    return asyncio.run(run_call(params, timeout, **kw))

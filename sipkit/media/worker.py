@@ -1,25 +1,57 @@
 """One pjsua2 test call, in a process of its own: ``python -m sipkit.media.worker``.
 
-Reads CallParams as JSON on stdin, prints one ``SIPKIT-RESULT {json}`` line, exits. Why a
-process: pjsip asserts (SIGABRT) on some peer behaviours, a second Endpoint in a process
-aborts, and calling pjsua2 from an unregistered thread aborts (research/lab.md §4). Here one
-Python thread owns the Endpoint (threadCnt 0, events pumped by hand), so every callback runs
-in it, and whatever pjsip does, the agent survives.
+Protocol: the parent writes the call's parameters as one JSON object on stdin (the password,
+when there is one, travels only this way: never argv, never the environment) and reads one
+``SIPKIT-RESULT {json}`` line from stdout; everything else on stdout/stderr is noise
+(``libCreate`` prints before logging is configured; an assertion prints to stderr).
+
+Why a process (research/lab.md §4): pjsip asserts (SIGABRT) on some peer behaviours (the
+"Unable to send ACK!" assertion when a record-routing proxy and the transport disagree), a
+second ``Endpoint`` in one process aborts, and calling pjsua2 from a thread pjlib does not
+know aborts. Here one Python thread owns the Endpoint: ``threadCnt = 0`` and this thread pumps
+``libHandleEvents``, so every callback runs in it; whatever pjsip does, the agent survives.
+
+Other pitfalls handled here: the null audio device (no sound card; its clock drives the
+bridge), ``noVad`` (else silence sends no RTP), media bound to the local address *and*
+advertised as it (by default RTP binds 0.0.0.0 and SDP names eth0), registration never retried
+(a wrong password must not lock the site out), our binding removed afterwards, and
+``libDestroy(PJSUA_DESTROY_NO_NETWORK)`` for a fast exit.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 
 RESULT_MARK = "SIPKIT-RESULT "
+PUMP_MS = 10
+STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
 
 
 def _emit(result: dict) -> None:
     sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+def _ms(t0: float) -> float:
+    return round((time.monotonic() - t0) * 1000, 1)
+
+
+def _direction(s, remote_report: bool) -> dict:
+    """One RtcpStreamStat as our Direction. For tx, loss and jitter come from the far end's
+    RTCP receiver reports (RFC 3550 §6.4.1): without them they are unknown, not zero."""
+    known = remote_report
+    total = s.pkt + s.loss
+    return {"packets": s.pkt, "bytes": s.bytes,
+            "loss": s.loss if known else None,
+            "loss_pct": (round(100.0 * s.loss / total, 2) if total else 0.0) if known else None,
+            "jitter_ms_mean": round(s.jitterUsec.mean / 1000, 2) if known and s.jitterUsec.n
+            else None,
+            "jitter_ms_max": round(s.jitterUsec.max / 1000, 2) if known and s.jitterUsec.n
+            else None}
 
 
 def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best in one place
@@ -30,34 +62,60 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = False
+    cfg.uaConfig.threadCnt = 0  # no pjsua worker thread: we pump, callbacks run here
+    cfg.uaConfig.mainThreadOnly = True  # with threadCnt 0: any callback is queued to us
     cfg.uaConfig.userAgent = "sipkit-media"
     cfg.logConfig.level = 0
     cfg.logConfig.consoleLevel = 0
-    cfg.medConfig.noVad = True  # keep RTP flowing through silence
+    cfg.medConfig.noVad = True  # a null device is silence: keep RTP flowing through it
     cfg.medConfig.ecTailLen = 0
+    if (params.get("test_hook") or "").startswith("tx_drop_pct="):
+        cfg.medConfig.txDropPct = int(params["test_hook"].split("=", 1)[1])  # simulated loss
     ep.libInit(cfg)
     ep.audDevManager().setNullDev()
+    state = {"ep": ep, "acc": None, "call": None}
+
+    codecs = [c.upper() for c in params.get("codecs") or []]
+    if codecs:
+        available = {ci.codecId.split("/")[0].upper(): ci.codecId for ci in ep.codecEnum2()}
+        missing = [c for c in codecs if c.split("/")[0] not in available]
+        if missing:
+            out["error"] = (f"codec {', '.join(missing)} is not available; this engine has "
+                            f"{', '.join(sorted(available))}")
+            return _finish(state, out)
+        for cid in available.values():
+            ep.codecSetPriority(cid, 0)  # 0 = disabled: offer only what was asked, in order
+        for i, c in enumerate(codecs):
+            ep.codecSetPriority(available[c.split("/")[0]], 255 - i)
 
     transport = params.get("transport", "udp")
+    local = params["local_ip"]
     tcfg = pj.TransportConfig()
-    tcfg.boundAddress = params["local_ip"]
+    tcfg.boundAddress = local
     tcfg.port = 0
     kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP,
             "tls": pj.PJSIP_TRANSPORT_TLS}[transport]
+    if local and ":" in local:
+        kind = {"udp": pj.PJSIP_TRANSPORT_UDP6, "tcp": pj.PJSIP_TRANSPORT_TCP6,
+                "tls": pj.PJSIP_TRANSPORT_TLS6}[transport]
     if transport == "tls":
-        tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
-        tcfg.tlsConfig.verifyServer = bool(params.get("verify_tls"))
+        tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD  # the wheel's OpenSSL 1.0.2 has no 1.3
+        tcfg.tlsConfig.verifyServer = bool(params.get("verify_tls", True))
         if params.get("ca_file"):
             tcfg.tlsConfig.CaListFile = params["ca_file"]
-    tp = ep.transportCreate(kind, tcfg)
+    try:
+        tp = ep.transportCreate(kind, tcfg)
+    except pj.Error as exc:
+        out["error"] = f"cannot open a {transport.upper()} socket on {local}: {exc.reason}"
+        return _finish(state, out)
     ep.libStart()
 
-    def pump(cond, timeout: float) -> bool:
+    def pump(cond, timeout: float, tick=None) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            ep.libHandleEvents(10)
+            ep.libHandleEvents(PUMP_MS)
+            if tick:
+                tick()
             if cond():
                 return True
         return False
@@ -66,49 +124,82 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         def __init__(self):
             super().__init__()
             self.code = None
+            self.reason = None
 
         def onRegState(self, prm):
-            self.code = prm.code
+            self.code, self.reason = prm.code, prm.reason
 
     class TestCall(pj.Call):
         def __init__(self, acc):
             super().__init__(acc)
+            self.started = time.monotonic()
             self.states: list[str] = []
-            self.code = None
-            self.reason = None
-            self.first_1xx = None
-            self.answered = None
+            self.code = self.reason = None
+            self.first_1xx = self.answered = None
+            self.heard_peer = False  # a SIP response came from the network (not pjsip itself)
+            self.peer = None  # "ip:port" that response came from
+            self.stats: dict = {}
+            self.media_idx = None
+
+        def _saw(self, e) -> None:
+            """Note a SIP response that came from the network (not pjsip's own 408/503)."""
+            if e.type != pj.PJSIP_EVENT_TSX_STATE:
+                return
+            body = e.body.tsxState
+            if body.type == pj.PJSIP_EVENT_RX_MSG and body.tsx.method == "INVITE":
+                self.heard_peer = True
+                self.peer = self.peer or body.src.rdata.srcAddress or None
+                if 100 <= body.tsx.statusCode < 200 and self.first_1xx is None:
+                    self.first_1xx = _ms(self.started)
 
         def onCallState(self, prm):
+            # The final answer to the first INVITE arrives here, not in onCallTsxState.
+            self._saw(prm.e)
             ci = self.getInfo()
             self.states.append(ci.stateText)
-            self.code, self.reason = ci.lastStatusCode, ci.lastReason
-            now = (time.monotonic() - self.started) * 1000
-            if ci.stateText == "EARLY" and self.first_1xx is None:
-                self.first_1xx = now
+            if ci.stateText != "DISCONNECTED" or "CONFIRMED" not in self.states:
+                # after a confirmed call, the BYE's status is not the call's answer
+                self.code, self.reason = ci.lastStatusCode, ci.lastReason
             if ci.stateText in ("CONNECTING", "CONFIRMED") and self.answered is None:
-                self.answered = now
+                self.answered = _ms(self.started)
+
+        def onCallTsxState(self, prm):
+            # Provisional responses (100 Trying included) of the INVITE transaction.
+            self._saw(prm.e)
 
         def onCallMediaState(self, prm):
             ci = self.getInfo()
             for i, mi in enumerate(ci.media):
                 if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    self.media_idx = i
                     aud = self.getAudioMedia(i)
                     adm = ep.audDevManager()
                     adm.getCaptureDevMedia().startTransmit(aud)
                     aud.startTransmit(adm.getPlaybackDevMedia())
 
+        def onStreamDestroyed(self, prm):
+            self.snapshot()
+
+        def snapshot(self):
+            if self.media_idx is None:
+                return
+            try:
+                self.stats = _stream_stats(pj, self, self.media_idx)
+            except pj.Error:
+                pass  # the stream is gone; keep the last snapshot
+
     acfg = pj.AccountConfig()
-    local = params["local_ip"]
-    acfg.idUri = params.get("from_uri") or f"sip:sipkit@{local}"
+    acfg.idUri = params.get("from_uri") or f"sip:sipkit@{f'[{local}]' if ':' in local else local}"
     acfg.sipConfig.transportId = tp
     acfg.natConfig.contactRewriteUse = 0
     acfg.natConfig.viaRewriteUse = 0
     acfg.natConfig.sdpNatRewriteUse = 0
-    acfg.mediaConfig.transportConfig.boundAddress = local
-    acfg.mediaConfig.transportConfig.publicAddress = local
-    acfg.mediaConfig.transportConfig.port = 40000
-    acfg.mediaConfig.transportConfig.portRange = 1000
+    acfg.natConfig.sipOutboundUse = 0
+    mt = acfg.mediaConfig.transportConfig
+    mt.boundAddress = local
+    mt.publicAddress = local  # what SDP c= says; else pjsua picks the default interface
+    mt.port = 40000 + 2 * random.randrange(0, 4000)  # concurrent workers start apart
+    mt.portRange = 1000
     if params.get("username"):
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo(
             "digest", "*", params["username"], 0, params.get("password") or ""))
@@ -122,88 +213,122 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     else:
         acfg.regConfig.registerOnAdd = False
     acc = Acc()
+    state["acc"] = acc
     acc.create(acfg)
 
     if params.get("registrar"):
-        pump(lambda: acc.code is not None, 5)
+        pump(lambda: acc.code is not None, params.get("setup_timeout", 10))
         out["registration"] = acc.code
+        out["registration_reason"] = acc.reason
         if acc.code is None or not 200 <= acc.code < 300:
-            out["status"] = "error"
-            out["error"] = f"registration failed ({acc.code or 'no answer'})"
-            return _finish(ep, acc, None, out)
+            out["error"] = (f"registration failed: {acc.code} {acc.reason}" if acc.code
+                            else "registration failed: no answer from the registrar")
+            return _finish(state, out)
 
     call = TestCall(acc)
-    call.started = time.monotonic()
+    state["call"] = call
     try:
         call.makeCall(params["target"], pj.CallOpParam(True))
-    except pj.Error as exc:
+    except pj.Error as exc:  # e.g. PJ_ERESOLVE: raised synchronously (lab.md §4)
         out["error"] = f"cannot place the call: {exc.reason}"
-        return _finish(ep, acc, None, out)
+        return _finish(state, out)
     done = pump(lambda: "CONFIRMED" in call.states or "DISCONNECTED" in call.states,
                 params.get("setup_timeout", 10))
-    out["code"], out["reason"] = call.code, call.reason
-    out["provisional_ms"] = round(call.first_1xx, 1) if call.first_1xx is not None else None
-    out["answer_ms"] = round(call.answered, 1) if call.answered is not None else None
+    out["code"], out["reason"] = call.code or None, call.reason or None
+    out["provisional_ms"] = call.first_1xx
+    out["answer_ms"] = call.answered
+    out["response_received"] = call.heard_peer
+    out["signalling_peer"] = call.peer
     if "CONFIRMED" not in call.states:
-        out["status"] = "rejected" if done and call.code and call.code >= 300 else "no_answer"
         if not done:
-            call.hangup(pj.CallOpParam(True))
-            pump(lambda: "DISCONNECTED" in call.states, 2)
-        return _finish(ep, acc, call, out)
+            out["status"] = "no_answer"
+            out["reason"] = out["reason"] or "no final answer in time"
+        elif call.heard_peer and call.code and call.code >= 300:
+            out["status"] = "rejected"
+        else:  # pjsip's own 408/503: timeout, refused, TLS failure — the peer said nothing
+            out["status"] = "no_answer"
+        return _finish(state, out)
 
     out["status"] = "answered"
+    if params.get("test_hook") == "abort_after_answer":
+        os.abort()  # a pjsip assertion in mid-call, for the tests
     media_start = time.monotonic()
-    pump(lambda: "DISCONNECTED" in call.states, params.get("seconds", 3))
+    next_stats = [media_start]
+
+    def tick():
+        if time.monotonic() >= next_stats[0]:
+            call.snapshot()
+            next_stats[0] = time.monotonic() + STATS_EVERY_S
+
+    pump(lambda: "DISCONNECTED" in call.states, params.get("seconds", 3), tick)
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
-    try:
-        si = call.getStreamInfo(0)
-        out["codec"] = f"{si.codecName}/{si.codecClockRate}"
-        out["remote_media"] = si.remoteRtpAddress
-        st = call.getStreamStat(0)
-        for label, s in (("tx", st.rtcp.txStat), ("rx", st.rtcp.rxStat)):
-            total = s.pkt + s.loss
-            out[label] = {"packets": s.pkt, "bytes": s.bytes, "loss": s.loss,
-                          "loss_pct": round(100.0 * s.loss / total, 2) if total else 0.0,
-                          "jitter_ms_mean": round(s.jitterUsec.mean / 1000, 2) if s.pkt else None,
-                          "jitter_ms_max": round(s.jitterUsec.max / 1000, 2) if s.pkt else None}
-        if st.rtcp.rttUsec.n:
-            out["rtt_ms"] = round(st.rtcp.rttUsec.mean / 1000, 2)
-        out["local_media"] = f"{local}"
-        out["jbuf_delay_ms"] = st.jbuf.avgDelayMsec
-    except pj.Error as exc:
-        out["error"] = f"no media stream: {exc.reason}"
+    out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
+    call.snapshot()
+    out.update(call.stats)
+    if not call.stats:
+        out["error"] = "the call was answered but no audio stream was set up"
     if "DISCONNECTED" not in call.states:
         call.hangup(pj.CallOpParam(True))
-        pump(lambda: "DISCONNECTED" in call.states, 3)
+        pump(lambda: "DISCONNECTED" in call.states, 2)
     out["seconds_total"] = round(time.monotonic() - t0, 2)
-    return _finish(ep, acc, call, out)
+    return _finish(state, out)
 
 
-def _finish(ep, acc, call, out: dict) -> dict:
+def _stream_stats(pj, call, idx: int) -> dict:
+    si = call.getStreamInfo(idx)
+    st = call.getStreamStat(idx)
+    mti = call.getMedTransportInfo(idx)
+    rt = st.rtcp
+    # txStat.updateCount counts the far end's receiver reports about our stream.
+    out = {"codec": f"{si.codecName}/{si.codecClockRate}",
+           "remote_media": si.remoteRtpAddress or None,
+           "local_media": mti.localRtpName or None,
+           "rtp_source": mti.srcRtpName or None,
+           "tx": _direction(rt.txStat, rt.txStat.updateCount > 0),
+           "rx": _direction(rt.rxStat, True),
+           "rtcp_reports": rt.txStat.updateCount,
+           "rtt_ms": round(rt.rttUsec.mean / 1000, 2) if rt.rttUsec.n else None,
+           "jbuf_delay_ms": st.jbuf.avgDelayMsec}
+    return out
+
+
+def _finish(state: dict, out: dict) -> dict:
     """Emit first (a crash in teardown must not lose the result), then tear down: hang up,
     remove our registration (never leave a stale binding on the customer's PBX), destroy."""
     _emit(out)
     try:
         import pjsua2 as pj
 
+        ep, acc = state["ep"], state["acc"]
         ep.hangupAllCalls()
         if acc is not None and out.get("registration") and 200 <= out["registration"] < 300:
             acc.code = None
             acc.setRegistration(False)
             end = time.monotonic() + 2
             while acc.code is None and time.monotonic() < end:
-                ep.libHandleEvents(10)
+                ep.libHandleEvents(PUMP_MS)
+        state["call"] = None  # drop Call before Account, Account before the Endpoint
         if acc is not None:
             acc.shutdown()
+        state["acc"] = None
         ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
     finally:
         os._exit(0)
 
 
 def main() -> None:
-    params = json.loads(sys.stdin.read())
-    if params.get("test_hook") == "abort":
+    try:
+        params = json.loads(sys.stdin.read())
+        if not isinstance(params, dict) or not params.get("target") or not params.get("local_ip"):
+            raise ValueError("the worker needs a JSON object with target and local_ip")
+    except ValueError as exc:
+        _emit({"status": "error", "error": f"bad worker input: {exc}", "verdicts": []})
+        os._exit(2)
+    hook = params.get("test_hook") or ""
+    if hook == "abort":
         os.abort()  # what a pjsip assertion does to the process
+    if hook == "hang":
+        time.sleep(3600)
     try:
         run(params)
     except Exception as exc:  # noqa: BLE001 - report, never a traceback with params in it
