@@ -1,5 +1,5 @@
-"""Evidence for support: `check --pcap` read back by tshark and by `sipkit analyze`, and
-`sipkit analyze` on tshark captures of the lab's real traffic."""
+"""`sipkit analyze` on tshark captures of the lab's real traffic: a good registration, a wrong
+password, a call with RTP echo, a call whose far end sends no RTP, a truncated capture."""
 
 from __future__ import annotations
 
@@ -12,127 +12,154 @@ import time
 from contextlib import contextmanager
 
 import pytest
-import yaml
 
 from sipkit.analyze import analyze_file
-from sipkit.media.call import run_call
-from sipkit.media.model import CallParams
 from tests.conftest import report_of
-from tests.integration.test_calls_lab import silent_uas  # noqa: F401 (fixture)
-from tests.integration.test_checks_lab import NO_CALLS, checks
 
-pytestmark = pytest.mark.lab
-TSHARK = shutil.which("tshark")
-needs_tshark = pytest.mark.skipif(TSHARK is None or os.geteuid() != 0,
-                                  reason="needs tshark and root to capture on lo")
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(shutil.which("tshark") is None or os.geteuid() != 0,
+                                 reason="needs tshark, and root to capture on lo")]
 
 
 def by_id(report) -> dict:
     return {c.id: c for c in report.checks}
 
 
-def test_check_pcap_read_back_by_tshark_and_analyze(lab, run_sipkit, tmp_path):
-    pcap = tmp_path / "check.pcap"
-    proc = run_sipkit("check", "-c", str(lab.site_file), *NO_CALLS, "--json", "--pcap", str(pcap))
-    rep = report_of(proc)
-    sent = sum(1 for c in rep["checks"] for e in c["evidence"] if e["kind"] == "sip")
-    assert rep["options"]["pcap"]["packets"] == sent > 5
-    if TSHARK:
-        out = subprocess.run([TSHARK, "-r", str(pcap), "-Y", "sip", "-T", "fields", "-e",
-                              "frame.number"], capture_output=True, text=True).stdout
-        assert len(out.split()) == sent
-    password = yaml.safe_load(lab.site_file.read_text())["pbx_password"]
-    assert password.encode() not in pcap.read_bytes()
-    analysis = by_id(analyze_file(str(pcap)))
-    assert checks(rep)["register"]["status"] == "pass"
-    assert analysis["registrations"].status == "pass"
-    assert analysis["capture"].details["sip_messages"] == sent
-
-
-def test_check_pcap_wrong_password_same_outcome(lab, run_sipkit, tmp_path):
-    pcap = tmp_path / "bad.pcap"
-    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "register", "--json",
-                      "--set", "pbx_password=Wrong-Pcap-1", "--pcap", str(pcap))
-    assert checks(report_of(proc))["register"]["status"] == "fail"
-    assert b"Wrong-Pcap-1" not in pcap.read_bytes()
-    proc = run_sipkit("analyze", str(pcap), "--json")
-    got = {c["id"]: c for c in report_of(proc)["checks"]}
-    assert proc.returncode == 1
-    assert got["registrations"]["status"] == "fail" and "403" in got["registrations"]["summary"]
-
-
 @contextmanager
-def capture(path, lab, extra_hosts=()):
-    hosts = [lab.pbx_ip, lab.echo_ip, *extra_hosts]
+def capture(path, hosts):
+    """tshark on lo for ``hosts``; traffic starts only once tshark says it is capturing."""
     flt = " or ".join(f"host {h}" for h in hosts)
-    proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", flt, "-w", str(path), "-q"],
+    proc = subprocess.Popen([shutil.which("tshark"), "-i", "lo", "-f", flt, "-w", str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 15
-    line = ""
-    while time.monotonic() < deadline and "Capturing on" not in line:
-        line = proc.stderr.readline()
-    assert "Capturing on" in line, "tshark did not start"
     try:
+        deadline, line = time.monotonic() + 15, ""
+        while time.monotonic() < deadline and "Capturing on" not in line:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+        assert "Capturing on" in line, f"tshark did not start: {line}"
         yield
+        time.sleep(0.3)  # the last packets reach the capture buffer
     finally:
-        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-@needs_tshark
-def test_analyze_tshark_good_and_wrong_registration(lab, run_sipkit, tmp_path):
-    good, bad = tmp_path / "good.pcapng", tmp_path / "bad.pcapng"
-    with capture(good, lab):
-        run_sipkit("check", "-c", str(lab.site_file), "--only", "register")
-    with capture(bad, lab):
+@pytest.fixture(scope="module")
+def silent_far_end(lab, tmp_path_factory):
+    """A SIPp UAS that answers but never sends RTP (no -rtp_echo), on the lab's .33."""
+    from sipkit.lab.manager import sip_ping
+
+    ip = lab.ip(33)
+    d = tmp_path_factory.mktemp("silent")
+    scen = d / "uas.xml"
+    scen.write_text((lab.directory / "echo" / "echo_uas.xml").read_text())
+    proc = subprocess.Popen([shutil.which("sipp"), "-i", ip, "-p", "5060", "-mi", ip, "-mp",
+                             "6100", "-aa", "-ci", ip, "-cp", "8891", "-nostdin", "-sf", str(scen)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=d)
+    try:
+        for _ in range(100):
+            if sip_ping(ip, 5060, 0.1):
+                break
+        else:
+            pytest.fail("the silent SIPp UAS did not start")
+        yield ip
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_good_registration(lab, run_sipkit, tmp_path):
+    cap = tmp_path / "good.pcapng"
+    with capture(cap, [lab.pbx_ip]):
+        proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "register")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = by_id(analyze_file(str(cap)))
+    assert got["capture"].status == "pass"
+    assert got["registration"].status == "pass", got["registration"]
+    assert got["registration"].details["succeeded"] >= 1
+    assert got["auth_loop"].status == "pass"
+    assert got["nat_rewrite"].status == "pass" and got["retransmissions"].status == "pass"
+
+
+def test_wrong_password(lab, run_sipkit, tmp_path):
+    cap = tmp_path / "bad.pcapng"
+    with capture(cap, [lab.pbx_ip]):
         run_sipkit("check", "-c", str(lab.site_file), "--only", "register", "--set",
-                   "pbx_password=Wrong-Tshark-2")
-    assert by_id(analyze_file(str(good)))["registrations"].status == "pass"
-    r = by_id(analyze_file(str(bad)))["registrations"]
-    assert r.status == "fail" and "403" in r.summary
+                   "pbx_password=Wrong-Tshark-7")
+    proc = run_sipkit("analyze", str(cap), "--json")
+    assert proc.returncode == 1
+    got = {c["id"]: c for c in report_of(proc)["checks"]}
+    reg = got["registration"]
+    assert reg["status"] == "fail" and "403" in reg["summary"], reg
+    assert "wrong password" in reg["summary"]
+    assert got["auth_loop"]["status"] == "pass"  # sipkit tries exactly once
+    # human output: the dialog table and the problem with its fix
+    human = run_sipkit("analyze", str(cap), "-v")
+    assert "403 Forbidden" in human.stdout and "fix:" in human.stdout
+    assert "── REGISTER" in human.stdout and "Traceback" not in human.stderr
 
 
-@needs_tshark
-def test_analyze_tshark_call_with_rtp_echo(lab, tmp_path):
+def test_call_with_rtp_echo(lab, run_sipkit, tmp_path):
     cap = tmp_path / "call.pcapng"
-    with capture(cap, lab):
-        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{lab.echo_ip}:5060",
+    with capture(cap, [lab.pbx_ip, lab.echo_ip]):
+        proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "call_outbound", "--json")
+    assert report_of(proc)["status"] in ("pass", "warn"), proc.stdout
+    got = by_id(analyze_file(str(cap)))
+    assert got["call_setup"].status == "pass", got["call_setup"]
+    assert got["one_way_audio"].status == "pass", got["one_way_audio"]
+    row = next(d for d in got["capture"].details["dialogs"] if d["kind"] == "INVITE")
+    assert row["final"] == "200 OK"
+    assert row["rtp_to_caller"] > 30 and row["rtp_to_callee"] > 30
+    assert got["auth_loop"].status == "pass"
+
+
+def test_call_far_end_sends_no_rtp(lab, tmp_path, silent_far_end):
+    from sipkit.media.call import run_call
+    from sipkit.media.model import CallParams
+
+    cap = tmp_path / "oneway.pcapng"
+    with capture(cap, [lab.pbx_ip, silent_far_end]):
+        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{silent_far_end}:5060",
                                             local_ip=lab.pbx_ip, seconds=1.5)))
     assert r.status == "answered"
     got = by_id(analyze_file(str(cap)))
-    assert got["calls"].status == "pass"
-    assert got["media"].status == "pass", got["media"]
-    row = next(d for d in got["capture"].details["dialogs"] if d["kind"] == "INVITE")
-    assert row["rtp_to_caller"] > 30 and row["rtp_to_callee"] > 30
-
-
-@needs_tshark
-def test_analyze_tshark_one_way_audio(lab, tmp_path, silent_uas):  # noqa: F811
-    cap = tmp_path / "oneway.pcapng"
-    with capture(cap, lab, [silent_uas]):
-        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{silent_uas}:5060",
-                                            local_ip=lab.pbx_ip, seconds=1.5)))
-    assert r.status == "answered"
-    media = by_id(analyze_file(str(cap)))["media"]
-    assert media.status == "fail" and "one-way" in media.summary, media
+    assert got["call_setup"].status == "pass"
+    media = got["one_way_audio"]
+    assert media.status == "fail" and "1 one-way" in media.summary, media
     assert "no RTP from the callee" in media.summary
+    assert media.details["one_way"] == 1
+    assert any(e.summary.startswith("INVITE") for e in media.evidence)  # a ladder to show
 
 
-def test_truncated_and_corrupt_captures(lab, run_sipkit, tmp_path):
-    pcap = tmp_path / "full.pcap"
-    run_sipkit("check", "-c", str(lab.site_file), *NO_CALLS, "--pcap", str(pcap))
-    data = pcap.read_bytes()
-    cut = tmp_path / "cut.pcap"
+def test_truncated_capture_is_a_partial_analysis(lab, run_sipkit, tmp_path):
+    cap = tmp_path / "full.pcapng"
+    with capture(cap, [lab.pbx_ip]):
+        for _ in range(3):
+            run_sipkit("check", "-c", str(lab.site_file), "--only", "register")
+    data = cap.read_bytes()
+    cut = tmp_path / "cut.pcapng"
     cut.write_bytes(data[: len(data) // 2])
     proc = run_sipkit("analyze", str(cut), "--json")
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
     got = {c["id"]: c for c in report_of(proc)["checks"]}
-    assert got["capture"]["status"] == "warn" and "partial" not in proc.stderr
-    assert got["capture"]["details"]["truncated"] is True
-    assert "Traceback" not in proc.stderr
+    assert got["capture"]["status"] == "warn" and got["capture"]["details"]["truncated"]
+    assert "partial analysis" in got["capture"]["summary"]
+    assert got["registration"]["status"] == "pass"  # what was read is still analysed
+    human = run_sipkit("analyze", str(cut))
+    assert "partial analysis" in human.stdout and "Traceback" not in human.stderr
+
+
+def test_unreadable_files_are_usage_errors(run_sipkit, tmp_path):
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"\x00" * 100)
     proc = run_sipkit("analyze", str(junk))
-    assert proc.returncode == 2 and "not a pcap" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "not a pcap" in proc.stderr
     proc = run_sipkit("analyze", str(tmp_path / "missing.pcap"))
     assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = run_sipkit("analyze", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

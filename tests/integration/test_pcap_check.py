@@ -1,0 +1,66 @@
+"""`sipkit check --pcap`: the file tshark reads back, every SIP message decoded, no secret
+inside, and `sipkit analyze` of it reporting what the check reported."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from sipkit.analyze import analyze_file
+from tests.conftest import report_of
+
+pytestmark = pytest.mark.lab
+TSHARK = shutil.which("tshark")
+NO_CALLS = ("--skip", "call_inbound,call_outbound")
+
+
+def _sip_evidence(rep: dict) -> int:
+    return sum(1 for c in rep["checks"] for e in c["evidence"] if e["kind"] == "sip")
+
+
+def _tshark_sip(pcap, *extra) -> list[str]:
+    out = subprocess.run([TSHARK, "-r", str(pcap), *extra, "-Y", "sip", "-T", "fields",
+                          "-e", "sip.Method", "-e", "sip.Status-Code"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [x for x in out.stdout.split("\n") if x.strip()]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["udp", "tls"])
+def test_check_pcap_read_back_by_tshark_and_analyze(lab, run_sipkit, tmp_path, tls):
+    site = lab.tls_site_file if tls else lab.site_file
+    pcap = tmp_path / "check.pcap"
+    proc = run_sipkit("check", "-c", str(site), *NO_CALLS, "--json", "--pcap", str(pcap))
+    rep = report_of(proc)
+    sent = _sip_evidence(rep)
+    assert rep["options"]["pcap"]["packets"] == sent > 5
+    if TSHARK:
+        lines = _tshark_sip(pcap, "-d", "tcp.port==5061,sip")
+        assert len(lines) == sent  # every message decoded (TLS written as clear SIP over TCP)
+        assert sum(1 for x in lines if x.startswith("REGISTER")) >= 2
+    raw = pcap.read_bytes()
+    password = yaml.safe_load(site.read_text())["pbx_password"]
+    assert password.encode() not in raw
+    assert b"Authorization: Digest" in raw and b'response="<redacted>"' in raw
+    got = {c.id: c for c in analyze_file(str(pcap)).checks}
+    checks = {c["id"]: c for c in rep["checks"]}
+    assert checks["register"]["status"] == "pass"
+    assert got["registration"].status == "pass" and got["auth_loop"].status == "pass"
+    assert got["capture"].details["sip_messages"] == sent
+    assert got["capture"].status == "pass" and "requests" not in got
+
+
+def test_check_pcap_wrong_password_same_outcome(lab, run_sipkit, tmp_path):
+    pcap = tmp_path / "bad.pcap"
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "register", "--json",
+                      "--set", "pbx_password=Wrong-Pcap-1", "--pcap", str(pcap))
+    rep = report_of(proc)
+    assert {c["id"]: c for c in rep["checks"]}["register"]["status"] == "fail"
+    assert b"Wrong-Pcap-1" not in pcap.read_bytes()
+    proc = run_sipkit("analyze", str(pcap), "--json")
+    assert proc.returncode == 1 and b"Wrong-Pcap-1" not in proc.stdout.encode()
+    got = {c["id"]: c for c in report_of(proc)["checks"]}
+    assert got["registration"]["status"] == "fail" and "403" in got["registration"]["summary"]
