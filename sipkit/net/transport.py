@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,38 +18,81 @@ from ..sip.errors import SipParseError
 from ..sip.message import Request, Response, StreamParser, parse
 from ..sip.transaction import Deliver, NonInviteClientTransaction, Send, Timeout
 
-# tap(direction, data, local, remote, transport, wallclock)
+# tap(direction "out"|"in", data, local (ip, port), remote (ip, port), transport, wallclock)
 Tap = Callable[[str, bytes, tuple, tuple, str, float], None]
+TRANSPORTS = ("udp", "tcp", "tls")
 
 
 @dataclass
 class Exchange:
+    """What one non-INVITE transaction saw. Exactly one of these explains an unanswered
+    request: ``timed_out`` (silence, 1xx only, or garbage), ``refused`` (ICMP port
+    unreachable on UDP), or ``error`` (connection closed, host unreachable, send failed)."""
+
     request: Request
     final: Response | None = None
     provisionals: list[Response] = field(default_factory=list)
-    sends: int = 0
+    sends: int = 0  # the first transmission plus Timer E retransmissions
     rtt_ms: float | None = None  # first send -> first response of any kind
     elapsed_ms: float = 0.0
     timed_out: bool = False
     refused: bool = False
-    garbage: int = 0  # datagrams or stream bytes that did not parse while waiting
+    garbage: int = 0  # UDP: datagrams, TCP/TLS: bytes that did not parse while waiting
     error: str | None = None
 
 
+class _Wake:
+    """Sentinel pushed to waiters when the connection changes state (refused, closed)."""
+
+
+_WAKE = _Wake()
+
+
+class _Waiter:
+    """One transaction's inbox. A deque plus an Event rather than an asyncio.Queue under
+    wait_for, which can drop an item when the timeout and the put race (bpo-42130)."""
+
+    def __init__(self) -> None:
+        self.items: deque[Response | _Wake] = deque()
+        self.event = asyncio.Event()
+
+    def put(self, item: Response | _Wake) -> None:
+        self.items.append(item)
+        self.event.set()
+
+    async def get(self, timeout: float) -> Response | _Wake | None:
+        """The next item, or None when ``timeout`` passes first."""
+        if not self.items:
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), max(0.0, timeout))
+            except TimeoutError:
+                pass
+        return self.items.popleft() if self.items else None
+
+
 class SipConnection:
+    """One SIP flow to one peer. Made by ``connect()``; several transactions may run on it
+    concurrently (responses are matched by top Via branch and CSeq method, §17.1.3)."""
+
     def __init__(self, transport: str, tap: Tap | None):
         self.transport = transport
         self.tap = tap
         self.local: tuple = ("", 0)
         self.remote: tuple = ("", 0)
         self.ssl_object: ssl.SSLObject | None = None
-        self.garbage = 0
-        self.refused = False
+        self.garbage = 0  # over the connection's life; Exchange.garbage is per request
+        self.refusals = 0  # ICMP port-unreachable reports seen (UDP)
+        self.errors: list[str] = []  # other asynchronous socket errors (host unreachable...)
         self.closed = False
-        self._waiters: dict[tuple[str, str], asyncio.Queue] = {}
+        self._waiters: dict[tuple[str, str], _Waiter] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task | None = None
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "udp"
 
     # -- inbound ----------------------------------------------------------------------
     def _tap(self, direction: str, data: bytes) -> None:
@@ -57,21 +101,21 @@ class SipConnection:
 
     def _dispatch(self, msg: Request | Response) -> None:
         if not isinstance(msg, Response):
-            return  # a request from the server (e.g. OPTIONS keep-alive): not ours to answer
+            return  # a request from the server (an OPTIONS keep-alive...): not ours to answer
         try:
             via = msg.top_via
             key = (via.branch or "", msg.cseq[1]) if via else None
         except SipParseError:
             self.garbage += 1
             return
-        queue = self._waiters.get(key) if key else None
-        if queue is not None:
-            queue.put_nowait(msg)
+        waiter = self._waiters.get(key) if key else None
+        if waiter is not None:
+            waiter.put(msg)
 
     def _on_datagram(self, data: bytes) -> None:
         self._tap("in", data)
         if not data.strip(b"\r\n"):
-            return  # keep-alive
+            return  # keep-alive (RFC 5626 §3.5.1)
         try:
             msg = parse(data)
         except SipParseError:
@@ -79,9 +123,16 @@ class SipConnection:
             return
         self._dispatch(msg)
 
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self.refusals += 1
+        else:
+            self.errors.append(_describe(exc))
+        self._wake_all()
+
     def _wake_all(self) -> None:
-        for queue in self._waiters.values():
-            queue.put_nowait(None)
+        for waiter in self._waiters.values():
+            waiter.put(_WAKE)
 
     async def _read_stream(self, reader: asyncio.StreamReader) -> None:
         parser = StreamParser()
@@ -90,52 +141,76 @@ class SipConnection:
                 data = await reader.read(65536)
                 if not data:
                     break
-                self._tap("in", data)
-                try:
-                    for msg in parser.feed(data):
-                        self._dispatch(msg)
-                except SipParseError:
-                    self.garbage += 1
-                    break  # a broken stream cannot be re-framed
-        except (ConnectionError, OSError, ssl.SSLError):
-            pass
+                parser.add(data)
+                while True:
+                    try:
+                        frame = parser.next_frame()
+                    except SipParseError:
+                        # The stream cannot be re-framed from here: count and drop what is
+                        # buffered; a later segment that starts a message frames again.
+                        bad = parser.discard()
+                        self._tap("in", bad)
+                        self.garbage += len(bad)
+                        break
+                    if frame is None:
+                        break
+                    raw, msg = frame
+                    self._tap("in", raw)
+                    self._dispatch(msg)
+        except (ConnectionError, OSError, ssl.SSLError) as exc:
+            self.errors.append(_describe(exc))
         finally:
+            if parser.buffered:  # a message cut short by the close
+                bad = parser.discard()
+                self._tap("in", bad)
+                self.garbage += len(bad)
             self.closed = True
             self._wake_all()
 
     # -- outbound ---------------------------------------------------------------------
-    def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes) -> None:
         self._tap("out", data)
         if self._udp is not None:
+            # Errors (an ICMP from an earlier datagram) come back through error_received.
             self._udp.sendto(data)
         elif self._writer is not None:
             self._writer.write(data)
+            await self._writer.drain()
 
     async def request(self, req: Request, *, timeout: float | None = None, t1: float = 0.5,
                       t2: float = 4.0) -> Exchange:
-        """Run one non-INVITE client transaction (RFC 3261 §17.1.2) and report on it."""
+        """Run one non-INVITE client transaction (RFC 3261 §17.1.2) and report on it.
+
+        Retransmits on UDP only (Timer E); ``timeout`` caps the whole exchange (default Timer
+        F = 64*T1). Never raises for what the network or the peer did; a request without Via
+        or CSeq is the caller's bug and raises SipParseError."""
         loop = asyncio.get_running_loop()
         ex = Exchange(request=req)
         via = req.top_via
+        if via is None:
+            raise SipParseError("request without a Via header")
         key = (via.branch or "", req.cseq[1])
-        queue: asyncio.Queue = asyncio.Queue()
-        self._waiters[key] = queue
-        tx = NonInviteClientTransaction(req.to_bytes(), reliable=self.transport != "udp",
-                                        t1=t1, t2=t2)
+        waiter = _Waiter()
+        self._waiters[key] = waiter
+        limit = timeout if timeout is not None else 64 * t1
+        tx = NonInviteClientTransaction(req.to_bytes(), reliable=self.reliable, t1=t1,
+                                        t2=max(t1, t2), timer_f=limit)
         start = loop.time()
-        deadline = start + (timeout if timeout is not None else 64 * t1)
-        garbage0 = self.garbage
-        refused0 = self.refused
+        deadline = start + limit
+        garbage0, refusals0, errors0 = self.garbage, self.refusals, len(self.errors)
         try:
+            if self.closed:
+                ex.error = "connection closed"
+                return ex
             actions = tx.start(start)
             while True:
                 for action in actions:
                     if isinstance(action, Send):
                         try:
-                            self._send(action.data)
+                            await self._send(action.data)
                         except (ConnectionError, OSError) as exc:
                             ex.refused = isinstance(exc, ConnectionRefusedError)
-                            ex.error = str(exc) or type(exc).__name__
+                            ex.error = _describe(exc)
                             return ex
                         ex.sends += 1
                     elif isinstance(action, Deliver):
@@ -150,31 +225,41 @@ class SipConnection:
                     elif isinstance(action, Timeout):
                         ex.timed_out = True
                         return ex
-                if self.refused and not refused0:
+                if self.refusals != refusals0:
                     ex.refused = True
+                    ex.error = "refused (ICMP port unreachable)"
                     return ex
-                if self.closed and self._udp is None:
-                    ex.error = "connection closed by the server"
+                if len(self.errors) != errors0:
+                    ex.error = self.errors[-1]
+                    return ex
+                if self.closed:
+                    ex.error = "connection closed by the peer"
                     return ex
                 now = loop.time()
                 if now >= deadline:
                     ex.timed_out = True
                     return ex
-                nxt = min(filter(None, (tx.next_deadline(), deadline)))
-                try:
-                    resp = await asyncio.wait_for(queue.get(), max(0.0, nxt - now))
-                except TimeoutError:
+                wake_at = min(tx.next_deadline() or deadline, deadline)
+                item = await waiter.get(wake_at - now)
+                if item is None:
                     actions = tx.timeout(loop.time())
-                    continue
-                actions = [] if resp is None else tx.receive(resp, loop.time())
+                elif isinstance(item, _Wake):
+                    actions = []
+                else:
+                    actions = tx.receive(item, loop.time())
         finally:
-            self._waiters.pop(key, None)
+            if self._waiters.get(key) is waiter:
+                del self._waiters[key]
             ex.garbage = self.garbage - garbage0
             ex.elapsed_ms = round((loop.time() - start) * 1000, 3)
 
     def send_raw(self, data: bytes) -> None:
-        """Send bytes outside any transaction (an ACK, a keep-alive)."""
-        self._send(data)
+        """Send bytes outside any transaction (an ACK, a keep-alive); no flow control."""
+        self._tap("out", data)
+        if self._udp is not None:
+            self._udp.sendto(data)
+        elif self._writer is not None:
+            self._writer.write(data)
 
     async def close(self) -> None:
         if self._udp is not None:
@@ -187,13 +272,26 @@ class SipConnection:
                 pass
         if self._reader_task is not None:
             self._reader_task.cancel()
+            try:
+                await self._reader_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already recorded
+                pass
         self.closed = True
+        self._wake_all()
 
     async def __aenter__(self) -> SipConnection:
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -204,18 +302,28 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.conn._on_datagram(data)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable on a connected socket (the "refused" verdict).
-        if isinstance(exc, ConnectionRefusedError):
-            self.conn.refused = True
-            self.conn._wake_all()
+        # ICMP port unreachable on a connected socket is ConnectionRefusedError (the
+        # "refused" verdict); host/network unreachable arrive here too.
+        self.conn._on_error(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.closed = True
+        self.conn._wake_all()
 
 
 async def connect(ip: str, port: int, transport: str, *, local_ip: str | None = None,
                   ssl_context: ssl.SSLContext | None = None, server_hostname: str | None = None,
                   timeout: float = 4.0, tap: Tap | None = None) -> SipConnection:
-    """Open a SIP connection. Raises ConnectionRefusedError, TimeoutError, OSError, or
-    ssl.SSLError (certificate problems as ssl.SSLCertVerificationError) unchanged."""
+    """Open a SIP flow to ``ip:port`` over udp, tcp or tls.
+
+    Raises, unchanged, what the network says: ConnectionRefusedError (TCP RST), TimeoutError
+    (no SYN-ACK or no TLS handshake in ``timeout``), OSError, ssl.SSLError and
+    ssl.SSLCertVerificationError (the tls check classifies those). ValueError for a transport
+    that is not udp/tcp/tls. For TLS, ``server_hostname`` is the SNI and the name verified;
+    without ``ssl_context`` the system store is used with verification on."""
     transport = transport.lower()
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}; expected udp, tcp or tls")
     conn = SipConnection(transport, tap)
     loop = asyncio.get_running_loop()
     local = (local_ip, 0) if local_ip else None
@@ -224,23 +332,22 @@ async def connect(ip: str, port: int, transport: str, *, local_ip: str | None = 
                                                      remote_addr=(ip, port), local_addr=local)
         conn._udp = udp
         sock = udp.get_extra_info("socket")
-    elif transport in ("tcp", "tls"):
-        if transport == "tls" and ssl_context is None:
+    else:
+        tls = transport == "tls"
+        if tls and ssl_context is None:
             ssl_context = ssl.create_default_context()
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                ip, port, ssl=ssl_context if transport == "tls" else None,
-                server_hostname=server_hostname if transport == "tls" else None,
-                local_addr=local, ssl_handshake_timeout=timeout if transport == "tls" else None),
-                timeout)
+                ip, port, ssl=ssl_context if tls else None,
+                server_hostname=server_hostname if tls else None, local_addr=local,
+                ssl_handshake_timeout=timeout if tls else None), timeout)
         except TimeoutError:
-            raise TimeoutError(f"{transport.upper()} connect to {ip}:{port} timed out") from None
+            raise TimeoutError(f"{transport.upper()} connect to {ip}:{port} timed out "
+                               f"after {timeout:g} s") from None
         conn._writer = writer
         conn.ssl_object = writer.get_extra_info("ssl_object")
         sock = writer.get_extra_info("socket")
         conn._reader_task = asyncio.create_task(conn._read_stream(reader))
-    else:
-        raise ValueError(f"unknown transport {transport!r}")
-    conn.local = sock.getsockname()[:2]
-    conn.remote = sock.getpeername()[:2]
+    conn.local = tuple(sock.getsockname()[:2])
+    conn.remote = tuple(sock.getpeername()[:2])
     return conn

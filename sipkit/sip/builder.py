@@ -27,11 +27,14 @@ def build_request(method: str, request_uri: str, *, from_uri: str, to_uri: str, 
                   branch: str | None = None, from_tag: str | None = None,
                   contact: str | None = None, expires: int | None = None,
                   extra: list[tuple[str, str]] = (), body: bytes = b"",
-                  content_type: str | None = None, user_agent: str = "sipkit") -> Request:
-    host = f"[{via_host}]" if ":" in via_host else via_host
+                  content_type: str | None = None, user_agent: str | None = "sipkit") -> Request:
+    """An out-of-dialog request (OPTIONS, REGISTER, INVITE...). ``from_uri``/``to_uri`` are bare
+    URIs; ``transport`` goes into the Via (UDP/TCP/TLS). Content-Length is set by to_bytes()."""
+    host = f"[{via_host}]" if ":" in via_host and not via_host.startswith("[") else via_host
     h = Headers()
     # rport: ask the server to tell us the source port it saw (RFC 3581 §3).
-    h.add("Via", f"SIP/2.0/{transport.upper()} {host}:{via_port};branch={branch or new_branch()};rport")
+    h.add("Via", f"SIP/2.0/{transport.upper()} {host}:{via_port};"
+                 f"branch={branch or new_branch()};rport")
     h.add("Max-Forwards", "70")
     h.add("From", f"<{from_uri}>;tag={from_tag or new_tag()}")
     h.add("To", f"<{to_uri}>")
@@ -41,7 +44,8 @@ def build_request(method: str, request_uri: str, *, from_uri: str, to_uri: str, 
         h.add("Contact", contact)
     if expires is not None:
         h.add("Expires", str(expires))
-    h.add("User-Agent", user_agent)
+    if user_agent:
+        h.add("User-Agent", user_agent)
     for name, value in extra:
         h.add(name, value)
     if content_type:

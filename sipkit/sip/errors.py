@@ -11,3 +11,8 @@ class SipParseError(SipError, ValueError):
 
 class DigestError(SipError):
     """A challenge sipkit cannot answer (unknown scheme or algorithm, missing fields)."""
+
+
+class SipBuildError(SipError, ValueError):
+    """A message sipkit was asked to serialize that would not be one (a line break inside a
+    header value would smuggle in headers of its own)."""

@@ -9,13 +9,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import SipParseError
+from .errors import SipBuildError, SipParseError
 from .headers import Headers
 from .via import Via
 
 MAX_MESSAGE = 64 * 1024
+MAX_START_LINE = 8 * 1024  # a start line longer than this is not SIP, whatever follows
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _STATUS = re.compile(r"^SIP/2\.0 ([1-6][0-9]{2})(?: (.*))?$")
+_REQUEST = re.compile(r"^([A-Za-z0-9.!%*_+`'~-]+) (\S+) SIP/2\.0$")
+# [0-9], not \d or str.isdigit(): those accept "²" and other Unicode digits int() refuses.
+_CSEQ = re.compile(r"^([0-9]{1,10})[ \t]+([A-Za-z0-9.!%*_+`'~-]+)$")
+_DIGITS = re.compile(r"^[0-9]{1,10}$")
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_LINE = re.compile(r"\r?\n")
+# What a stream may start with: a status line or a request line (checked before the whole
+# header section is in, so a peer talking something else is caught at its first line).
+_START = re.compile(rb"^(?:SIP/2\.0 [1-6][0-9]{2}(?: [^\r\n]*)?|"
+                    rb"[A-Za-z0-9.!%*_+`'~-]+ \S+ SIP/2\.0)\r?$")
 
 
 class _Message:
@@ -28,11 +39,12 @@ class _Message:
 
     @property
     def cseq(self) -> tuple[int, str]:
+        """(number, METHOD); SipParseError when absent or malformed."""
         value = self.headers.get("CSeq") or ""
-        num, _, method = value.partition(" ")
-        if not num.isdigit() or not method.strip():
+        m = _CSEQ.match(value)
+        if m is None:
             raise SipParseError(f"bad CSeq: {value[:40]!r}")
-        return int(num), method.strip().upper()
+        return int(m.group(1)), m.group(2).upper()
 
     @property
     def vias(self) -> list[Via]:
@@ -47,8 +59,11 @@ class _Message:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
+        """Wire form. Sets Content-Length from the body (mandatory on streams, §18.3)."""
         self.headers.set("Content-Length", str(len(self.body)))
         lines = [self._head()] + [f"{n}: {v}" for n, v in self.headers.items()]
+        if any("\r" in line or "\n" in line for line in lines):
+            raise SipBuildError("a line break inside the start line or a header value")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + self.body
 
 
@@ -74,17 +89,22 @@ class Response(_Message):
         return f"SIP/2.0 {self.status} {self.reason}"
 
 
+Message = Request | Response
+
+
 def _parse_head(head: bytes) -> tuple[str, Headers]:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         raise SipParseError("header section is not UTF-8") from None
-    lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
+    lines = _LINE.split(text)
     start = lines[0]
     headers = Headers()
     current: list[str] | None = None
+    if "\r" in text.replace("\r\n", ""):
+        raise SipParseError("bare CR in the header section")
     for line in lines[1:]:
-        if line[:1] in (" ", "\t"):  # folded continuation (§7.3.1)
+        if line[:1] in (" ", "\t"):  # folded continuation: replace LWS by one SP (§7.3.1)
             if current is None:
                 raise SipParseError("continuation line before any header")
             current[1] += " " + line.strip()
@@ -92,25 +112,27 @@ def _parse_head(head: bytes) -> tuple[str, Headers]:
         if current:
             headers.add(current[0], current[1])
         name, colon, value = line.partition(":")
-        if not colon or not name.strip() or not _TOKEN.match(name.strip()):
+        name = name.strip(" \t")
+        if not colon or not _TOKEN.match(name):
             raise SipParseError(f"bad header line: {line[:60]!r}")
-        current = [name.strip(), value.strip()]
+        current = [name, value.strip()]
     if current:
         headers.add(current[0], current[1])
     return start, headers
 
 
-def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
+def _build(start: str, headers: Headers, body: bytes) -> Message:
     if start.startswith("SIP/"):
         m = _STATUS.match(start)
         if not m:
             raise SipParseError(f"bad status line: {start[:60]!r}")
-        msg: Request | Response = Response(int(m.group(1)), m.group(2) or "", headers, body)
+        msg: Message = Response(int(m.group(1)), m.group(2) or "", headers, body)
     else:
-        parts = start.split(" ")
-        if len(parts) != 3 or parts[2] != "SIP/2.0" or not _TOKEN.match(parts[0]) or not parts[1]:
+        m = _REQUEST.match(start)
+        if not m:
             raise SipParseError(f"bad request line: {start[:60]!r}")
-        msg = Request(parts[0].upper(), parts[1], headers, body)
+        msg = Request(m.group(1).upper(), m.group(2), headers, body)
+    # The three a UA needs to match a message to a transaction (§17.1.3, §17.2.3).
     for name in ("Via", "Call-ID", "CSeq"):
         if name not in headers:
             raise SipParseError(f"missing {name} header")
@@ -119,24 +141,27 @@ def _build(start: str, headers: Headers, body: bytes) -> Request | Response:
 
 
 def _content_length(headers: Headers) -> int | None:
-    value = headers.get("Content-Length")
-    if value is None:
+    values = set(headers.get_all("Content-Length"))
+    if not values:
         return None
-    if not value.isdigit():
+    if len(values) > 1:  # two different lengths: which framing is right is anyone's guess
+        raise SipParseError(f"conflicting Content-Length headers: {sorted(values)[:3]!r}")
+    value = values.pop()
+    if not _DIGITS.match(value):
         raise SipParseError(f"bad Content-Length: {value[:20]!r}")
     return int(value)
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes] | None:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        idx = data.find(sep)
-        if idx >= 0:
-            return data[:idx], data[idx + len(sep):]
-    return None
+    m = _END_OF_HEAD.search(data)
+    if m is None:
+        return None
+    return data[:m.start()], data[m.end():]
 
 
-def parse(data: bytes) -> Request | Response:
-    """One whole message (a UDP datagram). Content-Length, if present, bounds the body."""
+def parse(data: bytes) -> Message:
+    """One whole message (a UDP datagram). A Content-Length, if present, bounds the body and
+    must not exceed what arrived; without one, the body is the rest of the datagram (§18.3)."""
     if len(data) > MAX_MESSAGE:
         raise SipParseError(f"message of {len(data)} bytes is over {MAX_MESSAGE}")
     data = data.lstrip(b"\r\n")
@@ -174,32 +199,111 @@ def peek_response(data: bytes) -> tuple[int, str, str] | None:
 
 class StreamParser:
     """Frames messages out of a TCP/TLS byte stream (RFC 3261 §18.3: Content-Length is
-    mandatory on streams). CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped."""
+    mandatory on streams). CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped.
+
+    ``feed(data)`` returns every whole message buffered so far, or raises SipParseError (the
+    messages framed before the error in that call are then lost). For finer control (keep
+    them, or get the raw bytes of each message) use ``add`` and ``next_frame``. After a
+    SipParseError the buffer still holds the offending bytes: ``discard()`` them before going
+    on (or drop the parser).
+    """
 
     def __init__(self, max_size: int = MAX_MESSAGE):
         self.max_size = max_size
-        self._buf = b""
+        self._buf = bytearray()
+        self._scanned = 0  # bytes already searched for the end of the header section
+        self._head: tuple[int, int, str, Headers] | None = None  # parsed, body incomplete
+        self._bad_frame: int | None = None  # length of a framed but invalid message
 
-    def feed(self, data: bytes) -> list[Request | Response]:
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a whole message."""
+        return len(self._buf)
+
+    def add(self, data: bytes) -> None:
         self._buf += data
-        out: list[Request | Response] = []
-        while True:
-            self._buf = self._buf.lstrip(b"\r\n")
-            if not self._buf:
-                return out
-            split = _split_head(self._buf)
-            if split is None:
-                if len(self._buf) > self.max_size:
-                    raise SipParseError("header section too large")
-                return out
-            head, rest = split
-            start, headers = _parse_head(head)
-            length = _content_length(headers)
-            if length is None:
-                raise SipParseError("no Content-Length on a stream transport")
-            if len(head) + length > self.max_size:
-                raise SipParseError(f"message over {self.max_size} bytes")
-            if len(rest) < length:
-                return out  # wait for the rest of the body
-            out.append(_build(start, headers, rest[:length]))
-            self._buf = rest[length:]
+
+    def discard(self) -> bytes:
+        """After a SipParseError: drop the offending bytes and return them. That is the one
+        bad message when Content-Length still framed it, else everything buffered (framing
+        is lost; it restarts with the next data that begins a message)."""
+        cut = self._bad_frame if self._bad_frame is not None else len(self._buf)
+        out = bytes(self._buf[:cut])
+        del self._buf[:cut]
+        self._scanned = 0
+        self._head = None
+        self._bad_frame = None
+        return out
+
+    def feed(self, data: bytes) -> list[Message]:
+        self.add(data)
+        out: list[Message] = []
+        while (frame := self.next_frame()) is not None:
+            out.append(frame[1])
+        return out
+
+    def next_frame(self) -> tuple[bytes, Message] | None:
+        """The next whole message and its raw bytes, None if more data is needed."""
+        buf = self._buf
+        skip = 0
+        while skip < len(buf) and buf[skip] in (13, 10):  # keep-alive CRLFs
+            skip += 1
+        if skip:
+            del buf[:skip]
+            self._scanned = 0
+        if not buf:
+            return None
+        if self._head is None:
+            self._head = self._read_head(buf)
+            if self._head is None:
+                return None
+        total, body_start, start, headers = self._head
+        if len(buf) < total:
+            return None  # wait for the rest of the body
+        raw = bytes(buf[:total])
+        try:
+            msg = _build(start, headers, raw[body_start:])
+        except SipParseError:
+            # Framed by Content-Length but not a valid message (no Via, say): the stream is
+            # still in step, so discard() drops this message only.
+            self._bad_frame = total
+            raise
+        self._head = None
+        del buf[:total]
+        self._scanned = 0
+        return raw, msg
+
+    def _read_head(self, buf: bytearray) -> tuple[int, int, str, Headers] | None:
+        """(message length, body offset, start line, headers) once the header section is
+        in; None while it is still arriving."""
+        self._check_start(buf)
+        # Resume the search where the last one stopped (less 3 bytes of a split CRLFCRLF):
+        # a peer dribbling a header byte by byte must not cost quadratic time.
+        m = _END_OF_HEAD.search(buf, max(0, self._scanned - 3))
+        if m is None:
+            self._scanned = len(buf)
+            if len(buf) > self.max_size:
+                raise SipParseError(f"header section over {self.max_size} bytes")
+            return None
+        start, headers = _parse_head(bytes(buf[:m.start()]))
+        length = _content_length(headers)
+        if length is None:
+            raise SipParseError("no Content-Length on a stream transport")
+        total = m.end() + length
+        if total > self.max_size:
+            raise SipParseError(f"message of {total} bytes is over {self.max_size}")
+        return total, m.end(), start, headers
+
+    @staticmethod
+    def _check_start(buf: bytearray) -> None:
+        eol = buf.find(b"\n", 0, MAX_START_LINE + 1)
+        if eol < 0:
+            if len(buf) > MAX_START_LINE:
+                raise SipParseError("no start line in the first "
+                                    f"{MAX_START_LINE} bytes of the stream")
+            # Not a whole line yet: reject early if the prefix cannot begin a start line.
+            if not re.match(rb"^[A-Za-z0-9.!%*_+`'~/-]*(?: |$)", bytes(buf[:64])):
+                raise SipParseError(f"not SIP: {bytes(buf[:40])!r}")
+            return
+        if not _START.match(bytes(buf[:eol])):
+            raise SipParseError(f"bad start line: {bytes(buf[:min(eol, 60)])!r}")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import SipParseError
+
+_PORT = re.compile(r"^[0-9]{1,5}$")
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+# RFC 3551 §6: static payload types an answer may use without an rtpmap line.
+_STATIC = {"0": "PCMU/8000", "3": "GSM/8000", "8": "PCMA/8000", "9": "G722/8000",
+           "18": "G729/8000"}
 
 
 @dataclass
@@ -16,6 +23,11 @@ class Media:
     connection: str | None = None
     direction: str = "sendrecv"
     rtpmap: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def codecs(self) -> list[str]:
+        """Encodings in the order offered, e.g. ["PCMU/8000", "telephone-event/8000"]."""
+        return [self.rtpmap.get(pt) or _STATIC.get(pt, pt) for pt in self.formats]
 
 
 @dataclass
@@ -34,6 +46,7 @@ def parse_sdp(body: bytes) -> Sdp:
         raise SipParseError("SDP is not UTF-8") from None
     sdp = Sdp()
     current: Media | None = None
+    session_dir = "sendrecv"
     for line in text.splitlines():
         if len(line) < 2 or line[1] != "=":
             continue
@@ -41,7 +54,7 @@ def parse_sdp(body: bytes) -> Sdp:
         if key == "c":
             parts = value.split()
             if len(parts) != 3:
-                raise SipParseError(f"bad c= line: {value!r}")
+                raise SipParseError(f"bad c= line: {value[:80]!r}")
             addr = parts[2].split("/")[0]
             if current is None:
                 sdp.connection = addr
@@ -49,12 +62,16 @@ def parse_sdp(body: bytes) -> Sdp:
                 current.connection = addr
         elif key == "m":
             parts = value.split()
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
-                raise SipParseError(f"bad m= line: {value!r}")
-            current = Media(parts[0], int(parts[1].split("/")[0]), parts[2], parts[3:])
+            port = parts[1].split("/")[0] if len(parts) >= 4 else ""
+            if not _PORT.match(port) or int(port) > 65535:
+                raise SipParseError(f"bad m= line: {value[:80]!r}")
+            current = Media(parts[0], int(port), parts[2], parts[3:], direction=session_dir)
             sdp.media.append(current)
-        elif key == "a" and current is not None:
-            if value in ("sendrecv", "sendonly", "recvonly", "inactive"):
+        elif key == "a" and current is None:
+            if value in _DIRECTIONS:  # session level: the default for every m= (RFC 4566 §6)
+                session_dir = value
+        elif key == "a":
+            if value in _DIRECTIONS:
                 current.direction = value
             elif value.startswith("rtpmap:"):
                 pt, _, enc = value[7:].partition(" ")

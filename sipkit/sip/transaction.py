@@ -40,9 +40,14 @@ Action = Send | Deliver | Timeout | Terminated
 
 class NonInviteClientTransaction:
     def __init__(self, data: bytes, *, reliable: bool, t1: float = 0.5, t2: float = 4.0,
-                 t4: float = 5.0):
+                 t4: float = 5.0, timer_f: float | None = None):
+        """``data``: the request as sent. ``timer_f`` overrides F = 64*T1 (a caller's overall
+        timeout); ``reliable``: TCP/TLS, where nothing is retransmitted and K is 0."""
+        if t1 <= 0 or t2 < t1 or t4 < 0:
+            raise ValueError("timers must satisfy 0 < T1 <= T2 and T4 >= 0")
         self.data, self.reliable = data, reliable
         self.t1, self.t2, self.t4 = t1, t2, t4
+        self.timer_f = 64 * t1 if timer_f is None else timer_f
         self.state = "init"
         self._e: float | None = None  # next retransmit time
         self._interval = t1
@@ -50,13 +55,17 @@ class NonInviteClientTransaction:
         self._k: float | None = None  # end of completed state
 
     def start(self, now: float) -> list[Action]:
+        """Send the request: Trying; Timer F starts, and Timer E on unreliable transports."""
+        if self.state != "init":
+            return []
         self.state = "trying"
-        self._f = now + 64 * self.t1
+        self._f = now + self.timer_f
         if not self.reliable:
             self._e = now + self.t1
         return [Send(self.data)]
 
     def receive(self, resp: Response, now: float) -> list[Action]:
+        """A response matched to this transaction (§17.1.3) arrived."""
         if self.state in ("trying", "proceeding"):
             if resp.status < 200:
                 self.state = "proceeding"
@@ -68,15 +77,18 @@ class NonInviteClientTransaction:
             out: list[Action] = [Deliver(resp)]
             if wait == 0:
                 self.state = "terminated"
+                self._k = None
                 out.append(Terminated())
             return out
         return []  # retransmitted finals in completed are absorbed
 
     def next_deadline(self) -> float | None:
+        """When ``timeout()`` must be called next; None once nothing is pending."""
         times = [t for t in (self._e, self._f, self._k) if t is not None]
         return min(times) if times else None
 
     def timeout(self, now: float) -> list[Action]:
+        """Fire the timers that are due at ``now`` (calling early does nothing)."""
         out: list[Action] = []
         if self._f is not None and now >= self._f:
             self.state = "terminated"

@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 from .errors import SipParseError
 from .uri import _fmt_params, _params
 
-_VIA = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)\s+(\[[^\]]+\]|[^;:\s]+)(?:\s*:\s*([0-9]{1,5}))?\s*(.*)$",
-                  re.I)
+# SIP / 2.0 / transport  sent-by-host [: port]  *(; params)  -- LWS allowed around / and :
+_VIA = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)\s+(\[[^\]]+\]|[^;:\s]+)"
+                  r"(?:\s*:\s*([0-9]{1,5}))?\s*(.*)$", re.I)
+
+
+_PORT = re.compile(r"^[0-9]{1,5}$")
 
 
 @dataclass
@@ -48,7 +52,8 @@ class Via:
         value = self.params["rport"]
         if value is None or value == "":
             return True
-        return int(value) if value.isdigit() else None
+        # [0-9] only: str.isdigit() accepts Unicode digits that int() refuses.
+        return int(value) if _PORT.match(value) else None
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
