@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 
 Handler = Callable[[bytes], list[bytes]]
 
@@ -190,3 +193,32 @@ class TlsSipPeer(_Background):
             except (socket.timeout, OSError):
                 continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+
+@contextmanager
+def silent_sipp_uas(lab, host: int, control_port: int, directory):
+    """A real SIPp UAS on the lab's ``.host`` that answers calls but never sends RTP: the far
+    end of a one-way-audio call. Yields its IP once it answers OPTIONS."""
+    from sipkit.lab.manager import wait_sip
+
+    ip = lab.ip(host)
+    scen = directory / "uas.xml"
+    scen.write_text((lab.directory / "echo" / "echo_uas.xml").read_text())
+    err = directory / "sipp.err"
+    with open(err, "w") as errf:
+        proc = subprocess.Popen([shutil.which("sipp"), "-i", ip, "-p", "5060", "-mi", ip, "-mp",
+                                 "6100", "-aa", "-ci", ip, "-cp", str(control_port), "-nostdin",
+                                 "-sf", str(scen)], stdout=subprocess.DEVNULL, stderr=errf,
+                                cwd=directory)
+    try:
+        if not wait_sip(ip, 5060, 10.0, alive=lambda: proc.poll() is None):
+            raise RuntimeError(f"the silent SIPp UAS on {ip} did not answer (exit "
+                               f"{proc.poll()}): {err.read_text()[-500:]}")
+        yield ip
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -95,6 +95,11 @@ class Findings:
     def _classify(self, dlg: Dialog) -> str | None:
         self.totals[f"kind:{dlg.kind}"] = self.totals.get(f"kind:{dlg.kind}", 0) + 1
         who, f, problem = _who(dlg), dlg.final, None
+        if not any(m == dlg.kind for (_, _, m) in dlg.requests):
+            # Answers without their request: the capture began mid-exchange (a late 408, a
+            # retransmitted 200) or sees one direction only. Nothing to judge.
+            self.note("before_capture", None, f"{who}: answers only, no {dlg.kind} seen")
+            return None
         if dlg.rejected_auth >= 2:
             problem = "auth loop"
             self.note("auth_loop", dlg, f"{who}: {dlg.auth_requests} authenticated "
@@ -222,6 +227,7 @@ class Findings:
             "parse_errors": tracker.parse_errors, "first_parse_error": tracker.first_error,
             "internal_errors": tracker.internal_errors,
             "truncated": stats.truncated, "read_error": stats.error,
+            "answers_without_request": t.get("before_capture", 0),
             "kinds": {k[5:]: v for k, v in t.items() if k.startswith("kind:")},
             "dialogs": rows}
         if stats.truncated:
@@ -241,8 +247,9 @@ class Findings:
                 "please report this with the capture (SIPKIT_DEBUG=1)", **cap_details)
         else:
             add("capture", "pass", cap + (f" ({tracker.parse_errors} malformed SIP message(s) "
-                                          "skipped)" if tracker.parse_errors else ""),
-                **cap_details)
+                                          "skipped)" if tracker.parse_errors else "")
+                + (f" ({t['before_capture']} Call-ID(s) with answers only: begun before the "
+                   "capture, not judged)" if t.get("before_capture") else ""), **cap_details)
 
         self._auth_and_registration(add, t, ex)
         self._calls(add, t, ex, tracker)

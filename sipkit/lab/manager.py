@@ -440,6 +440,17 @@ def sip_ping(ip: str, port: int, timeout: float) -> bool:
     return isinstance(msg, Response) and msg.status >= 200
 
 
+def wait_sip(ip: str, port: int, seconds: float, alive=lambda: True) -> bool:
+    """Poll with OPTIONS until a final response, ``seconds`` pass or ``alive()`` is False.
+    The pause matters: before the peer binds, a refusal (ICMP) comes back at once."""
+    deadline = time.monotonic() + seconds
+    while alive() and time.monotonic() < deadline:
+        if sip_ping(ip, port, 0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def tls_ready(ip: str, port: int, timeout: float) -> bool:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

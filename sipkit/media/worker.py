@@ -195,6 +195,9 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     acfg.natConfig.viaRewriteUse = 0
     acfg.natConfig.sdpNatRewriteUse = 0
     acfg.natConfig.sipOutboundUse = 0
+    # An answer listing several codecs makes pjsua send a re-INVITE to lock one: noise on a
+    # customer's PBX, and simple UASes (SIPp) drop the call on it, leaving the BYE unanswered.
+    acfg.mediaConfig.lockCodecEnabled = False
     mt = acfg.mediaConfig.transportConfig
     mt.boundAddress = local
     mt.publicAddress = local  # what SDP c= says; else pjsua picks the default interface

@@ -15,6 +15,7 @@ import pytest
 
 from sipkit.analyze import analyze_file
 from tests.conftest import report_of
+from tests.peers import silent_sipp_uas
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(shutil.which("tshark") is None or os.geteuid() != 0,
@@ -51,26 +52,9 @@ def capture(path, hosts):
 
 @pytest.fixture(scope="module")
 def silent_far_end(lab, tmp_path_factory):
-    """A SIPp UAS that answers but never sends RTP (no -rtp_echo), on the lab's .33."""
-    from sipkit.lab.manager import sip_ping
-
-    ip = lab.ip(33)
-    d = tmp_path_factory.mktemp("silent")
-    scen = d / "uas.xml"
-    scen.write_text((lab.directory / "echo" / "echo_uas.xml").read_text())
-    proc = subprocess.Popen([shutil.which("sipp"), "-i", ip, "-p", "5060", "-mi", ip, "-mp",
-                             "6100", "-aa", "-ci", ip, "-cp", "8891", "-nostdin", "-sf", str(scen)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=d)
-    try:
-        for _ in range(100):
-            if sip_ping(ip, 5060, 0.1):
-                break
-        else:
-            pytest.fail("the silent SIPp UAS did not start")
+    """A SIPp UAS that answers but never sends RTP, on the lab's .33."""
+    with silent_sipp_uas(lab, 33, 8891, tmp_path_factory.mktemp("silent")) as ip:
         yield ip
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def test_good_registration(lab, run_sipkit, tmp_path):
@@ -116,6 +100,14 @@ def test_call_with_rtp_echo(lab, run_sipkit, tmp_path):
     assert row["final"] == "200 OK"
     assert row["rtp_to_caller"] > 30 and row["rtp_to_callee"] > 30
     assert got["auth_loop"].status == "pass"
+    # A clean teardown, read by tshark rather than by us: one INVITE transaction from the
+    # caller (no codec-locking re-INVITE the echo would drop) and the BYE answered 200.
+    fields = subprocess.run([shutil.which("tshark"), "-r", str(cap), "-Y", "sip", "-T", "fields",
+                             "-e", "sip.CSeq", "-e", "sip.Status-Code"], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    invites = {line.split("\t")[0] for line in fields if line.endswith("INVITE\t")}
+    assert len(invites) == 2, fields  # the 407-challenged INVITE and its authenticated retry
+    assert any(line.split("\t")[0].endswith("BYE") and line.endswith("\t200") for line in fields)
 
 
 def test_call_far_end_sends_no_rtp(lab, tmp_path, silent_far_end):
@@ -145,7 +137,7 @@ def test_truncated_capture_is_a_partial_analysis(lab, run_sipkit, tmp_path):
     cut = tmp_path / "cut.pcapng"
     cut.write_bytes(data[: len(data) // 2])
     proc = run_sipkit("analyze", str(cut), "--json")
-    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stdout + proc.stderr
     got = {c["id"]: c for c in report_of(proc)["checks"]}
     assert got["capture"]["status"] == "warn" and got["capture"]["details"]["truncated"]
     assert "partial analysis" in got["capture"]["summary"]

@@ -4,8 +4,6 @@ and `check --create` end to end against the API sandbox."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -15,6 +13,7 @@ from sipkit.media.call import run_call
 from sipkit.media.model import CallParams
 from tests.conftest import report_of
 from tests.integration.test_checks_lab import checks, site_variant
+from tests.peers import silent_sipp_uas
 
 pytestmark = pytest.mark.lab
 
@@ -117,19 +116,8 @@ def test_allowed_ip_private_while_server_sees_other(lab, run_sipkit, tmp_path):
 @pytest.fixture
 def silent_uas(lab, tmp_path):
     """A SIPp UAS that answers but never sends RTP: the far end of a one-way-audio call."""
-    ip = lab.ip(31)
-    scen = tmp_path / "uas.xml"
-    scen.write_text((lab.directory / "echo" / "echo_uas.xml").read_text())
-    proc = subprocess.Popen([shutil.which("sipp"), "-i", ip, "-p", "5060", "-mi", ip, "-mp",
-                             "6100", "-aa", "-ci", ip, "-cp", "8890", "-nostdin", "-sf", str(scen)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from sipkit.lab.manager import sip_ping
-    for _ in range(100):
-        if sip_ping(ip, 5060, 0.1):
-            break
-    yield ip
-    proc.terminate()
-    proc.wait(5)
+    with silent_sipp_uas(lab, 31, 8890, tmp_path) as ip:
+        yield ip
 
 
 def test_one_way_audio_detected(lab, silent_uas):

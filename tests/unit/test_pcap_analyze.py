@@ -376,3 +376,24 @@ def test_exchanges_cut_off_by_the_end_of_the_capture_are_not_failures(tmp_path):
     reg = got["registration"]
     assert reg.status == "fail" and "never answered the challenge" in reg.summary
     assert reg.details["unfinished"] == 1  # the last REGISTER, just sent
+
+
+def test_answers_whose_request_came_before_the_capture_are_not_judged(tmp_path):
+    # A 408 retransmitted after the capture started (seen in the lab: a re-INVITE the far end
+    # ignored) says nothing about a call this capture saw; the REGISTER after it still counts.
+    cap = Cap()
+    inv = sip(f"INVITE sip:200@{PBX} SIP/2.0", "early", "7 INVITE", to_tag="tt")
+    cap.udp(PBX, 5060, PHONE, 5060, resp("408 Request Timeout", inv))
+    cap.udp(PBX, 5060, PHONE, 5060, resp("408 Request Timeout", inv), dt=0.5)
+    register_exchange(cap)
+    got = checks(cap.write(tmp_path / "x.pcap"))
+    assert "call_setup" not in got and got["registration"].status == "pass"
+    assert got["capture"].status == "pass"
+    assert got["capture"].details["answers_without_request"] == 1
+    assert "1 Call-ID(s) with answers only" in got["capture"].summary
+    # the same answer with its INVITE in the capture is a refused call
+    cap = Cap()
+    cap.udp(PHONE, 5060, PBX, 5060, inv)
+    cap.udp(PBX, 5060, PHONE, 5060, resp("408 Request Timeout", inv))
+    got = checks(cap.write(tmp_path / "y.pcap"))
+    assert got["call_setup"].status == "fail" and "408" in got["call_setup"].summary
