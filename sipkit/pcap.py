@@ -24,7 +24,9 @@ run's passwords, API token) is replaced wherever it appears. Wireshark therefore
 algorithm), usernames and everything else stay, which is what support needs. Bytes are mapped
 1:1 through latin-1, so non-UTF-8 bodies survive unchanged. The file is created mode 0600.
 
-Test calls run in pjsua2's own process and are not in the file.
+Test calls run in pjsua2's own process; their SIP reaches this file through pjsua's message
+log (``sipkit.media.worker``), with the call's SIP listener as the local port for TCP/TLS (the
+connection's ephemeral port is not in the log). Their RTP is not written.
 """
 
 from __future__ import annotations

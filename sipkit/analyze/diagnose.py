@@ -49,6 +49,22 @@ MEANING = {
 USER_OUTCOMES = {480, 486, 487, 600, 603}
 
 
+# call_setup's verdict: the first of these that occurred (a decline only when nothing answered).
+CALL_PROBLEMS = (
+    ("invite_no_final", "fail", "INVITE(s) never got a final answer",
+     "the answer is lost on the way back (firewall, NAT without rport, SIP ALG) or the callee is "
+     "unreachable: compare with where the INVITE was sent"),
+    ("call_failed", "fail", "call(s) refused",
+     "404/484: the number format (normalizer); 403: caller not allowed (allowed_ip, "
+     "credentials); 488/606: no common codec; 5xx: the PBX or its trunk"),
+    ("call_no_ack", "warn", "answered call(s) never ACKed",
+     "the 200 OK does not reach the caller or the ACK goes to a wrong Contact (NAT): such calls "
+     "drop after about 32 s"),
+    ("call_declined", "warn", "call(s) not answered",
+     "busy, declined or the callee is not registered: not a network fault"),
+)
+
+
 def meaning(status: int) -> str:
     return MEANING.get(status) or {4: "request refused", 5: "server failure",
                                    6: "global failure"}.get(status // 100, "")
@@ -298,28 +314,12 @@ class Findings:
                     "call_declined", "call_no_ack", "call_unfinished")
         if any(k in t for k in outcomes):
             counts = {k[5:] if k.startswith("call_") else k: t.get(k, 0) for k in outcomes}
-            problems = ("invite_no_final", "call_failed", "call_no_ack", "call_declined")
-            if t.get("invite_no_final"):
-                add("call_setup", "fail", f"{t['invite_no_final']} INVITE(s) never got a final "
-                    f"answer — {ex('invite_no_final')[0]}",
-                    "the answer is lost on the way back (firewall, NAT without rport, SIP ALG) "
-                    "or the callee is unreachable: compare with where the INVITE was sent",
-                    keys=problems, **counts)
-            elif t.get("call_failed"):
-                add("call_setup", "fail", f"{t['call_failed']} call(s) refused — "
-                    f"{ex('call_failed')[0]}",
-                    "404/484: the number format (normalizer); 403: caller not allowed (allowed_ip,"
-                    " credentials); 488/606: no common codec; 5xx: the PBX or its trunk",
-                    keys=problems, **counts)
-            elif t.get("call_no_ack"):
-                add("call_setup", "warn", f"{t['call_no_ack']} answered call(s) never ACKed — "
-                    f"{ex('call_no_ack')[0]}", "the 200 OK does not reach the caller or the ACK "
-                    "goes to a wrong Contact (NAT): such calls drop after about 32 s",
-                    keys=problems, **counts)
-            elif t.get("call_declined") and not t.get("call_answered"):
-                add("call_setup", "warn", f"{t['call_declined']} call(s) not answered — "
-                    f"{ex('call_declined')[0]}", "busy, declined or the callee is not "
-                    "registered: not a network fault", keys=problems, **counts)
+            first = next((row for row in CALL_PROBLEMS if t.get(row[0]) and not (
+                row[0] == "call_declined" and t.get("call_answered"))), None)
+            if first:
+                key, status, what, hint = first
+                add("call_setup", status, f"{t[key]} {what} — {ex(key)[0]}", hint,
+                    keys=tuple(row[0] for row in CALL_PROBLEMS), **counts)
             else:
                 extra = "".join(f", {t[k]} {w}" for k, w in (("call_cancelled", "cancelled"),
                                                               ("call_declined", "declined"),

@@ -66,9 +66,15 @@ class CheckContext:
         self.evidence.append(Evidence(kind="note", summary=summary, at_ms=self.elapsed_ms(),
                                       text=self.redactor(text) if text else None))
 
-    def record(self, kind: str, summary: str, text: str | None = None, **kw: Any) -> None:
-        self.evidence.append(Evidence(kind=kind, summary=redact_text(summary), at_ms=self.elapsed_ms(),
+    def record(self, kind: str, summary: str, text: str | None = None,
+               at_ms: float | None = None, **kw: Any) -> None:
+        self.evidence.append(Evidence(kind=kind, summary=redact_text(summary),
+                                      at_ms=self.elapsed_ms() if at_ms is None else at_ms,
                                       text=self.redactor(text) if text else None, **kw))
+
+    def at_ms(self, wall: float) -> float:
+        """A wall-clock time (a tap's ``ts``) as milliseconds since this check started."""
+        return round((wall - time.time() + time.monotonic() - self.started) * 1000, 2)
 
     def result(self, check_id: str, status: Status, summary: str, hint: str | None = None,
                **details: Any) -> CheckResult:

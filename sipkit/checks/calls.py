@@ -7,6 +7,7 @@ import socket
 from ..media.call import run_call
 from ..media.model import CallParams, CallResult, Thresholds
 from .base import CheckContext
+from .sipio import tap_for
 
 
 def local_ip_towards(ctx: CheckContext, ip: str) -> str:
@@ -41,6 +42,9 @@ async def place(ctx: CheckContext, params: CallParams, signalling_ip: str) -> Ca
              + (f", registered as {params.username}" if params.registrar else ""))
     params = params.model_copy(update={"thresholds": thresholds(ctx)})
     result = await run_call(params, signalling_ip=signalling_ip)
+    tap = tap_for(ctx)  # the call's SIP (pjsua's message log): ladder rows and --pcap packets
+    for message in result.sip:
+        tap(*message.tap_args())
     ctx.record("media", f"call {result.status}"
                + (f" {result.code} {result.reason}" if result.code else "")
                + (f"; {result.codec}; RTP sent {result.tx.packets}, received {result.rx.packets}"

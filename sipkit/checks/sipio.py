@@ -46,8 +46,8 @@ def tap_for(ctx: CheckContext, evidence: bool = True):
         first = text.split("\r\n", 1)[0][:120] or f"({len(data)} bytes)"
         if len(data) > MAX_EVIDENCE_BYTES:
             text += f"\n… ({len(data)} bytes in all)"
-        ctx.record("sip", first, text=text, direction=direction, peer=_hp(remote),
-                   local=_hp(local), transport=transport)
+        ctx.record("sip", first, text=text, at_ms=ctx.at_ms(ts), direction=direction,
+                   peer=_hp(remote), local=_hp(local), transport=transport)
 
     return tap
 

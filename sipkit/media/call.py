@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from ..net.addresses import parse_ip
 from ..redact import redact_text
 from ..sip.uri import SipUri
-from .model import CallParams, CallResult, Thresholds
+from .model import CallParams, CallResult, SipMessage, Thresholds
 from .verdict import host_of, judge
-from .worker import RESULT_MARK
+from .worker import RESULT_MARK, SIP_MARK
 
 STARTUP_S = 5.0  # interpreter + pjsua2 import, on a slow machine
 TEARDOWN_S = 4.0  # after the result: hang up, un-REGISTER (≤ 2 s), destroy
@@ -60,8 +60,9 @@ def signalling_ip_of(params: CallParams) -> str | None:
     return host if parse_ip(host) else None
 
 
-async def _result_line(stdout: asyncio.StreamReader) -> str | None:
-    """The worker's result line; None at EOF without one (it died)."""
+async def _result_line(stdout: asyncio.StreamReader, sip: list[SipMessage]) -> str | None:
+    """The worker's result line; None at EOF without one (it died). SIP lines on the way
+    are appended to ``sip``."""
     while True:
         raw = await stdout.readline()
         if not raw:
@@ -69,6 +70,15 @@ async def _result_line(stdout: asyncio.StreamReader) -> str | None:
         line = raw.decode(errors="replace").rstrip("\r\n")
         if line.startswith(RESULT_MARK):
             return line
+        _sip_line(line, sip)
+
+
+def _sip_line(line: str, sip: list[SipMessage]) -> None:
+    if line.startswith(SIP_MARK):
+        try:
+            sip.append(SipMessage.model_validate_json(line[len(SIP_MARK):]))
+        except ValidationError:
+            pass  # a cut or garbled log line is not worth failing the call for
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -80,8 +90,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-def _error(message: str, secrets: list[str]) -> CallResult:
-    return CallResult(status="error", error=redact_text(message, secrets))
+def _error(message: str, secrets: list[str], sip: list[SipMessage] = ()) -> CallResult:
+    return CallResult(status="error", error=redact_text(message, secrets), sip=list(sip))
 
 
 async def run_call(params: CallParams, timeout: float | None = None, *,
@@ -100,6 +110,7 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
     thresholds = thresholds or params.thresholds
     timeout = timeout or params.setup_timeout + params.seconds + STARTUP_S
     secrets = [params.password.get_secret_value()] if params.password else []
+    sip: list[SipMessage] = []  # what the call sent and received, even if the worker dies
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "sipkit.media.worker", stdin=asyncio.subprocess.PIPE,
@@ -111,7 +122,7 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
         proc.stdin.write(worker_input(params))
         await proc.stdin.drain()
         proc.stdin.close()
-        line = await asyncio.wait_for(_result_line(proc.stdout), timeout)
+        line = await asyncio.wait_for(_result_line(proc.stdout, sip), timeout)
     except ConnectionError:  # it died before reading its input: the exit status says why
         line = None
     except (TimeoutError, asyncio.CancelledError) as exc:
@@ -119,7 +130,8 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
         stderr.cancel()
         if isinstance(exc, asyncio.CancelledError):
             raise
-        return _error(f"the call worker did not finish in {timeout:.0f} s (killed)", secrets)
+        return _error(f"the call worker did not finish in {timeout:.0f} s (killed)", secrets,
+                      sip)
     # The result is out; the worker now hangs up and removes its registration. Let it
     # finish (a killed worker would leave its binding on the PBX), within reason.
     rest = asyncio.ensure_future(proc.stdout.read())
@@ -127,7 +139,8 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
         await asyncio.wait_for(proc.wait(), TEARDOWN_S)
     except TimeoutError:
         await _stop(proc)
-    await rest
+    for tail_line in (await rest).decode(errors="replace").splitlines():
+        _sip_line(tail_line, sip)  # the BYE's answer, the un-REGISTER
     err = await stderr
     if line is None:
         rc = proc.returncode
@@ -135,16 +148,17 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
                else f"exit code {rc}")
         tail = err.decode(errors="replace").strip().splitlines()[-3:]
         return _error(f"the media engine (pjsua2) crashed: {how}"
-                      + (f" — {' / '.join(tail)[-300:]}" if tail else ""), secrets)
+                      + (f" — {' / '.join(tail)[-300:]}" if tail else ""), secrets, sip)
     try:
         result = CallResult.model_validate_json(line[len(RESULT_MARK):])
     except ValidationError as exc:
         return _error(f"the call worker gave a malformed result ({exc.error_count()} "
-                      "problems)", secrets)
+                      "problems)", secrets, sip)
     if result.error:
         result.error = redact_text(result.error, secrets)
     if result.reason:
         result.reason = redact_text(result.reason, secrets)
+    result.sip = sip
     result.signalling_ip = (signalling_ip or host_of(result.signalling_peer)
                             or signalling_ip_of(params))
     return judge(result, thresholds)

@@ -103,6 +103,24 @@ class Direction(BaseModel):
     jitter_ms_max: float | None = None
 
 
+class SipMessage(BaseModel):
+    """One SIP message the call sent or received, from pjsua's message log: the call's part of
+    the ladder and of ``--pcap``. Kept out of dumps (``exclude``): reports carry it as
+    redacted evidence only."""
+
+    direction: Literal["out", "in"]
+    ts: float  # wall clock
+    transport: Literal["udp", "tcp", "tls"]
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    data: str  # the bytes, latin-1
+
+    def tap_args(self) -> tuple:
+        """The arguments of a transport tap (sipkit.net.transport)."""
+        return (self.direction, self.data.encode("latin-1"), self.local, self.remote,
+                self.transport, self.ts)
+
+
 class CallResult(BaseModel):
     status: Status
     code: int | None = None  # the INVITE's final status (pjsip's own 408/503 when no peer answered)
@@ -131,6 +149,7 @@ class CallResult(BaseModel):
     one_way_missing: Literal["rx", "tx"] | None = None  # with one_way_audio
     verdicts: list[str] = Field(default_factory=list)  # see VERDICTS
     error: str | None = None
+    sip: list[SipMessage] = Field(default_factory=list, exclude=True)
 
     @property
     def two_way_audio(self) -> bool:

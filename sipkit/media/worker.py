@@ -23,10 +23,17 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sys
 import time
 
 RESULT_MARK = "SIPKIT-RESULT "
+SIP_MARK = "SIPKIT-SIP "  # one line per SIP message sent or received, as it happens
+MAX_SIP = 400  # messages reported per call: a 401 loop must not flood the parent
+# pjsua's message log (level 4): "TX 1230 bytes Request msg INVITE/cseq=1 (tdta0x..) to UDP
+# 192.0.2.1:5060:" then the message itself.
+_MSG_LOG = re.compile(r"\b(TX|RX) (\d+) bytes \w+ msg \S+ \(\w+\) (?:to|from) (UDP|TCP|TLS)6? "
+                      r"\[?([0-9A-Fa-f.:]+)\]?:(\d+):\n")
 PUMP_MS = 10
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
 
@@ -61,19 +68,24 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     out: dict = {"status": "error", "verdicts": []}
     ep = pj.Endpoint()
     ep.libCreate()
+    state = {"ep": ep, "acc": None, "call": None}
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0  # no pjsua worker thread: we pump, callbacks run here
     cfg.uaConfig.mainThreadOnly = True  # with threadCnt 0: any callback is queued to us
     cfg.uaConfig.userAgent = "sipkit-media"
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
+    # Only the SIP message log is kept (the writer sees what is at or under consoleLevel):
+    # it is the test call's evidence, for the ladder and for --pcap.
+    sip_log = _sip_log(pj)
+    state["log"] = sip_log  # pjsua2 keeps a bare pointer: the writer must outlive libDestroy
+    cfg.logConfig.writer = sip_log
+    cfg.logConfig.level = cfg.logConfig.consoleLevel = 4
+    cfg.logConfig.msgLogging = True
     cfg.medConfig.noVad = True  # a null device is silence: keep RTP flowing through it
     cfg.medConfig.ecTailLen = 0
     if (params.get("test_hook") or "").startswith("tx_drop_pct="):
         cfg.medConfig.txDropPct = int(params["test_hook"].split("=", 1)[1])  # simulated loss
     ep.libInit(cfg)
     ep.audDevManager().setNullDev()
-    state = {"ep": ep, "acc": None, "call": None}
 
     codecs = [c.upper() for c in params.get("codecs") or []]
     if codecs:
@@ -108,6 +120,8 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     except pj.Error as exc:
         out["error"] = f"cannot open a {transport.upper()} socket on {local}: {exc.reason}"
         return _finish(state, out)
+    # TCP/TLS: the listener's port (the connection's own port is not in pjsua's log)
+    sip_log.local = ep.transportGetInfo(tp).localName
     ep.libStart()
 
     def pump(cond, timeout: float, tick=None) -> bool:
@@ -293,6 +307,33 @@ def _stream_stats(pj, call, idx: int) -> dict:
            "rtt_ms": round(rt.rttUsec.mean / 1000, 2) if rt.rttUsec.n else None,
            "jbuf_delay_ms": st.jbuf.avgDelayMsec}
     return out
+
+
+def _sip_log(pj):
+    """A pjsua2 log writer that forwards each logged SIP message to the parent as a
+    ``SIP_MARK`` line (and drops every other log line)."""
+
+    class SipLog(pj.LogWriter):
+        def __init__(self):
+            super().__init__()
+            self.local, self.sent = "", 0
+
+        def write(self, entry) -> None:
+            m = _MSG_LOG.search(entry.msg)
+            if m is None or self.sent >= MAX_SIP:
+                return
+            self.sent += 1
+            size = int(m.group(2))
+            data = entry.msg[m.end():].encode("utf-8", "surrogateescape")[:size]
+            host, _, port = self.local.rpartition(":")
+            sys.stdout.write(SIP_MARK + json.dumps({
+                "direction": "out" if m.group(1) == "TX" else "in", "ts": time.time(),
+                "transport": m.group(3).lower(), "remote": [m.group(4), int(m.group(5))],
+                "local": [host.strip("[]"), int(port or 0)],
+                "data": data.decode("latin-1")}) + "\n")
+            sys.stdout.flush()
+
+    return SipLog()
 
 
 def _finish(state: dict, out: dict) -> dict:

@@ -18,13 +18,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import uuid
 
 import pytest
 
+from sipkit.lab.manager import wait_sip
 from sipkit.media.call import run_call
 from sipkit.media.model import CallParams
 
@@ -180,22 +179,6 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def _ping(ip: str, port: int, timeout: float) -> bool:
-    """One SIP OPTIONS over UDP; True when anything answers (SIPp -aa answers OPTIONS)."""
-    branch = "z9hG4bK" + uuid.uuid4().hex[:12]
-    msg = (f"OPTIONS sip:{ip}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL}:0;branch={branch}\r\n"
-           f"From: <sip:ping@{LOCAL}>;tag=1\r\nTo: <sip:{ip}>\r\nCall-ID: {branch}\r\n"
-           "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOCAL, 0))
-        s.settimeout(timeout)
-        try:
-            s.sendto(msg, (ip, port))
-            return s.recv(4096).startswith(b"SIP/2.0")
-        except OSError:
-            return False
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -216,9 +199,8 @@ def start_uas(workdir, ip: str, echo: bool) -> int:
     m = re.search(r"PID=\[(\d+)\]", proc.stdout + proc.stderr)
     assert m, f"sipp did not start (rc={proc.returncode}): {proc.stdout}{proc.stderr}"
     pid = int(m.group(1))
-    for _ in range(50):
-        if _ping(ip, 5060, 0.1):
-            return pid
+    if wait_sip(ip, 5060, 10.0, alive=lambda: _alive(pid)):
+        return pid
     stop(pid)
     raise AssertionError(f"sipp on {ip} did not answer OPTIONS")
 
@@ -343,6 +325,14 @@ def test_registered_call_and_no_password_anywhere(calls):
     assert r.registration == 200 and r.status == "answered" and r.two_way_audio
     for name in ("registered", "wrong_password", "crash"):
         assert PASSWORD not in calls[name][0].model_dump_json()
+        assert all(PASSWORD not in m.data for m in calls[name][0].sip)
+    assert "sip" not in r.model_dump()  # reports carry the SIP as redacted evidence only
+    # the call's SIP, up to the un-REGISTER the worker sends after its result
+    first = [m.data.split("\r\n", 1)[0] for m in r.sip]
+    assert first[0].startswith("REGISTER ") and first[1].startswith("SIP/2.0 401")
+    assert any(x.startswith("BYE ") for x in first)
+    assert "Expires: 0" in r.sip[-2].data and first[-1] == "SIP/2.0 200 OK"
+    assert {m.remote for m in r.sip} == {(ECHO, 5060)} and {m.transport for m in r.sip} == {"udp"}
 
 
 def test_wrong_password_is_a_registration_failure(calls):
@@ -355,6 +345,10 @@ def test_worker_crash_is_a_result_not_an_exception(calls):
     for name in ("crash", "crash_mid_call"):
         r, _ = calls[name]
         assert r.status == "error" and "SIGABRT" in r.error, r
+    # what the call said before it died is kept: the evidence of a crash mid-call
+    directions = [(m.direction, m.data.split("\r\n", 1)[0]) for m in calls["crash_mid_call"][0].sip]
+    assert directions[0][0] == "out" and directions[0][1].startswith("INVITE ")
+    assert ("in", "SIP/2.0 200 OK") in directions
 
 
 def test_hung_worker_is_killed_at_the_timeout(calls):

@@ -16,19 +16,10 @@ from sipkit.sip.message import Request, Response, StreamParser, parse
 from sipkit.sip.sdp import parse_sdp
 from sipkit.sip.uri import SipUri, parse_name_addr
 from sipkit.sip.via import Via
+from tests.sip_samples import INVITE_HEAD
 
-INVITE = (b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
-          b"v: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8;rport,\r\n"
-          b" SIP/2.0/TCP proxy.example.com:5061;branch=z9hG4bK77;received=192.0.2.4\r\n"
-          b"Max-Forwards: 70\r\n"
-          b"t: Bob <sip:bob@biloxi.example.com>\r\n"
-          b'f: "Alice, A." <sip:alice@atlanta.example.com>;tag=1928301774\r\n'
-          b"i: a84b4c76e66710@pc33.atlanta.example.com\r\n"
-          b"CSeq: 314159 INVITE\r\n"
-          b"m: <sip:alice@pc33.atlanta.example.com>, <sip:a2@192.0.2.9:5070;transport=tcp>\r\n"
-          b"Subject: folded\r\n  across lines\r\n"
-          b"c: application/sdp\r\n"
-          b"l: 57\r\n\r\n"
+INVITE = (INVITE_HEAD
+          + b"l: 57\r\n\r\n"
           b"v=0\r\nc=IN IP4 192.0.2.9\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n\r\n")
 CHALLENGE = (b"SIP/2.0 401 Unauthorized\r\n"
              b"Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK1;rport=5060;received=203.0.113.1\r\n"

@@ -8,19 +8,10 @@ from sipkit.sip.errors import SipParseError
 from sipkit.sip.headers import COMPACT, Headers, split_list
 from sipkit.sip.message import Request, Response, StreamParser, parse
 from sipkit.sip.uri import parse_name_addr
+from tests.sip_samples import INVITE_HEAD
 
-INVITE = (b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
-          b"v: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8;rport,\r\n"
-          b" SIP/2.0/TCP proxy.example.com:5061;branch=z9hG4bK77;received=192.0.2.4\r\n"
-          b"Max-Forwards: 70\r\n"
-          b"t: Bob <sip:bob@biloxi.example.com>\r\n"
-          b'f: "Alice, A." <sip:alice@atlanta.example.com>;tag=1928301774\r\n'
-          b"i: a84b4c76e66710@pc33.atlanta.example.com\r\n"
-          b"CSeq: 314159 INVITE\r\n"
-          b"m: <sip:alice@pc33.atlanta.example.com>, <sip:a2@192.0.2.9:5070;transport=tcp>\r\n"
-          b"Subject: folded\r\n  across lines\r\n"
-          b"c: application/sdp\r\n"
-          b"l: 4\r\n\r\nv=0\r\nEXTRA")
+INVITE = (INVITE_HEAD
+          + b"l: 4\r\n\r\nv=0\r\nEXTRA")
 
 
 def test_request_with_compact_folded_multi_headers():
