@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 from ..media.call import run_call
-from ..media.model import CallParams, CallResult, Thresholds
+from ..media.model import (BYE_UNANSWERED, JITTER_HIGH, LOSS_HIGH, MOS_LOW, PRIVATE_SDP,
+                           CallParams, CallResult, Thresholds)
 from .base import CheckContext
 from .sipio import tap_for
 
@@ -69,7 +70,6 @@ def media_summary(r: CallResult) -> str:
     return ", ".join(parts)
 
 
-PRIVATE_SDP = "private_sdp_c_while_public_signalling"
 AUDIO_PROBLEMS = {
     "no_audio": ("no audio in either direction",
                  "RTP is blocked both ways: open the RTP port range (UDP) between this site and "
@@ -80,11 +80,20 @@ AUDIO_PROBLEMS = {
            "check no NAT/ALG rewrites the SDP address"),
     "tx": ("one-way audio: RTP received, none sent",
            "this side sends no RTP: check the local media configuration"),
+}
+_QUALITY_FIX = ("check the path's loss and jitter (Wi-Fi, saturated uplink, QoS); thresholds "
+                "are in the check: section")
+WARNINGS = {  # verdict: (what, fix) — the call worked, something is off
     PRIVATE_SDP: ("the answer's SDP carries a private media address while signalling is "
                   "public", "fix the NAT settings (external address) of the far end"),
+    LOSS_HIGH: ("packet loss above the threshold", _QUALITY_FIX),
+    JITTER_HIGH: ("jitter above the threshold", _QUALITY_FIX),
+    MOS_LOW: ("MOS below the threshold", _QUALITY_FIX),
+    BYE_UNANSWERED: ("our BYE got no answer, so the far end may keep the call up",
+                     "in-dialog requests do not get through: check the Contact and "
+                     "Record-Route addresses the PBX puts in its answer (NAT, SIP ALG, a "
+                     "firewall on its signalling port)"),
 }
-QUALITY = {"loss_high": "packet loss above the threshold", "jitter_high": "jitter above the "
-           "threshold", "mos_low": "MOS below the threshold"}
 
 
 def judge_audio(ctx: CheckContext, check_id: str, r: CallResult, summary: str, **details):
@@ -95,10 +104,9 @@ def judge_audio(ctx: CheckContext, check_id: str, r: CallResult, summary: str, *
         words, fix = AUDIO_PROBLEMS[key]
         return ctx.result(check_id, "fail", f"{summary}: {words} ({media_summary(r)})", fix,
                           **details)
-    soft = [v for v in r.verdicts if v in QUALITY or v == PRIVATE_SDP]
+    soft = [WARNINGS[v] for v in r.verdicts if v in WARNINGS]
     if soft:
-        words = "; ".join(QUALITY.get(v) or AUDIO_PROBLEMS[v][0] for v in soft)
-        return ctx.result(check_id, "warn", f"{summary}: {media_summary(r)}; {words}",
-                          "check the path's loss and jitter (Wi-Fi, saturated uplink, QoS); "
-                          "thresholds are in the check: section", **details)
+        fixes = "; ".join(dict.fromkeys(fix for _, fix in soft))
+        return ctx.result(check_id, "warn", f"{summary}: {media_summary(r)}; "
+                          + "; ".join(words for words, _ in soft), fixes, **details)
     return ctx.result(check_id, "pass", f"{summary}: {media_summary(r)}", **details)

@@ -23,7 +23,8 @@ PRIVATE_SDP = "private_sdp_c_while_public_signalling"
 LOSS_HIGH = "loss_high"
 JITTER_HIGH = "jitter_high"
 MOS_LOW = "mos_low"
-VERDICTS = (NO_AUDIO, ONE_WAY_AUDIO, PRIVATE_SDP, LOSS_HIGH, JITTER_HIGH, MOS_LOW)
+BYE_UNANSWERED = "bye_unanswered"  # our BYE got no final answer: the far end may keep the call
+VERDICTS = (NO_AUDIO, ONE_WAY_AUDIO, PRIVATE_SDP, LOSS_HIGH, JITTER_HIGH, MOS_LOW, BYE_UNANSWERED)
 
 
 class Thresholds(BaseModel):

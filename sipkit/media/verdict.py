@@ -12,13 +12,18 @@ Verdicts (``sipkit.media.model``), for answered calls only:
   receive; what we send only when the far end sends RTCP receiver reports).
 - ``jitter_high``: mean interarrival jitter (RFC 3550 §6.4.1) above ``max_jitter_ms``.
 - ``mos_low``: the E-model MOS of what we hear below ``min_mos``.
+- ``bye_unanswered``: our BYE got no final answer while the worker hung up and un-registered
+  (RFC 3261 §15.1.2: the far end must answer it). Media was fine, but the far end may keep the
+  call, and a channel, up until its session timer.
 """
 
 from __future__ import annotations
 
 from ..net.addresses import address_kind, parse_ip
-from .model import (JITTER_HIGH, LOSS_HIGH, MOS_LOW, NO_AUDIO, ONE_WAY_AUDIO, PRIVATE_SDP,
-                    VERDICTS, CallResult, Thresholds)
+from ..sip.errors import SipParseError
+from ..sip.message import Request, Response, parse
+from .model import (BYE_UNANSWERED, JITTER_HIGH, LOSS_HIGH, MOS_LOW, NO_AUDIO, ONE_WAY_AUDIO,
+                    PRIVATE_SDP, VERDICTS, CallResult, SipMessage, Thresholds)
 from .mos import impairment, mos, one_way_delay
 
 PACKET_MS = 20.0  # pjmedia's default ptime
@@ -40,6 +45,24 @@ def private_sdp(remote_media: str | None, signalling_ip: str | None) -> bool:
     public_signalling = address_kind(signalling_ip) is None
     return public_signalling and parse_ip(media_ip) is not None and \
         address_kind(media_ip) is not None
+
+
+def bye_unanswered(sip: list[SipMessage]) -> bool:
+    """A BYE we sent that no final response answered (its CSeq never came back >= 200)."""
+    sent, answered = set(), set()
+    for m in sip:
+        try:
+            msg = parse(m.data.encode("latin-1"))
+            number, method = msg.cseq
+        except SipParseError:
+            continue
+        if method != "BYE":
+            continue
+        if m.direction == "out" and isinstance(msg, Request):
+            sent.add(number)
+        elif m.direction == "in" and isinstance(msg, Response) and msg.status >= 200:
+            answered.add(number)
+    return bool(sent - answered)
 
 
 def judge(result: CallResult, thresholds: Thresholds) -> CallResult:
@@ -75,5 +98,7 @@ def judge(result: CallResult, thresholds: Thresholds) -> CallResult:
         found.add(JITTER_HIGH)
     if private_sdp(r.remote_media, r.signalling_ip):
         found.add(PRIVATE_SDP)
+    if bye_unanswered(r.sip):
+        found.add(BYE_UNANSWERED)
     r.verdicts = [v for v in VERDICTS if v in found]
     return r

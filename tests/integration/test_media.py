@@ -51,6 +51,9 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       <ereg regexp="INVITE sip:reject@" search_in="msg" check_it="false" assign_to="rejtxt"/>
       <strcmp assign_to="rcmp" variable="rejtxt" value="INVITE sip:reject@"/>
       <test assign_to="reject" variable="rcmp" compare="equal" value="0"/>
+      <ereg regexp="INVITE sip:nobye@" search_in="msg" check_it="false" assign_to="nbtxt"/>
+      <strcmp assign_to="nbcmp" variable="nbtxt" value="INVITE sip:nobye@"/>
+      <test assign_to="nobye" variable="nbcmp" compare="equal" value="0"/>
     </action>
   </recv>
   <nop test="reject" next="rejectit"/>
@@ -88,6 +91,7 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv request="ACK" crlf="true"/>
   <nop test="bye" next="farbye"/>
   <recv request="BYE"/>
+  <nop test="nobye" next="end"/>
   <send><![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -251,6 +255,7 @@ CALLS = {
     "hang": (P(f"sip:echo@{ECHO}:5060", test_hook="hang"), 1.0),
     "refused": (P(f"sip:x@{NOBODY}:5060", transport="tcp"), None),
     "rejected": (P(f"sip:reject@{ECHO}:5060"), None),
+    "bye_ignored": (P(f"sip:nobye@{ECHO}:5060", seconds=1), None),
     "bad_codec": (P(f"sip:echo@{ECHO}:5060", codecs=["NOPE"]), None),
 }
 
@@ -377,3 +382,12 @@ def test_unknown_codec_is_an_error_naming_the_available_ones(calls):
 def test_calls_ran_concurrently_and_left_no_worker(calls):
     assert calls["_leftover_workers"] == []
     assert calls["_wall"] < 7  # the longest call is 2.5 s of media
+
+
+def test_a_bye_nobody_answers_is_a_verdict(calls):
+    r, _ = calls["bye_ignored"]
+    assert r.status == "answered" and r.two_way_audio, r
+    assert r.verdicts == ["bye_unanswered"], r.verdicts
+    byes = [m for m in r.sip if m.data.startswith("BYE ")]
+    assert byes and all(m.direction == "out" for m in byes)
+    assert "bye_unanswered" not in calls["two_way"][0].verdicts

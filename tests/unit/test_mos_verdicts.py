@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from sipkit.media.call import signalling_ip_of, worker_input
-from sipkit.media.model import CallParams, CallResult, Direction, Thresholds
+from sipkit.media.model import CallParams, CallResult, Direction, SipMessage, Thresholds
 from sipkit.media.verdict import host_of, judge, private_sdp
 
 T = Thresholds()
@@ -104,6 +104,29 @@ def test_private_sdp_while_public_signalling(sdp, sig, flagged):
     assert private_sdp(sdp, sig) is flagged
     r = judge(answered(remote_media=sdp, signalling_ip=sig), T)
     assert ("private_sdp_c_while_public_signalling" in r.verdicts) is flagged
+
+
+def _msg(direction: str, first: str, cseq: str) -> SipMessage:
+    data = (f"{first}\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{cseq[:3]}\r\n"
+            f"Call-ID: c1\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n")
+    return SipMessage(direction=direction, ts=1.0, transport="udp", local=("192.0.2.1", 5060),
+                      remote=("8.8.8.8", 5060), data=data)
+
+
+@pytest.mark.parametrize("answers, flagged", [
+    ([], True),  # sent (twice: a retransmission), never answered
+    ([("in", "SIP/2.0 100 Trying", "5 BYE")], True),  # a provisional is not an answer
+    ([("in", "SIP/2.0 200 OK", "4 INVITE")], True),  # another transaction's answer
+    ([("in", "SIP/2.0 200 OK", "5 BYE")], False),
+    ([("in", "SIP/2.0 481 Call/Transaction Does Not Exist", "5 BYE")], False),  # answered
+])
+def test_bye_unanswered(answers, flagged):
+    bye = _msg("out", "BYE sip:200@8.8.8.8 SIP/2.0", "5 BYE")
+    sip = [_msg("out", "INVITE sip:200@8.8.8.8 SIP/2.0", "4 INVITE"), bye, bye,
+           *(_msg(*a) for a in answers), _msg("in", "garbage", "x")]
+    r = judge(answered(sip=sip), T)
+    assert ("bye_unanswered" in r.verdicts) is flagged
+    assert r.mos is not None  # media is judged as before
 
 
 def test_not_answered_is_left_alone():
