@@ -3,15 +3,21 @@
 Same SIP code as everywhere (``sip.builder`` builds a template once, ``sip.message.parse``
 reads every answer); what differs is the I/O: one unconnected socket with large buffers,
 answers matched to probes by Via branch, RFC 3261 timer E retransmissions from ``call_later``.
-The price: an ICMP port-unreachable is not tied to a probe on an unconnected socket, so a
-refused port reads as a timeout here (the exporter's per-probe path tells them apart).
+
+ICMP errors: an unconnected socket is told nothing of them unless ``IP_RECVERR`` is set
+(ip(7)); with it, Linux queues each error with the datagram that caused it, so a refused port
+or an unreachable host is matched to its probe by the Via branch inside and reported at once,
+as the per-probe path does, instead of after the whole timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import re
 import secrets
 import socket
+import struct
 import time
 
 from .. import __version__
@@ -20,6 +26,10 @@ from ..sip.errors import SipParseError
 from ..sip.message import Response, parse, peek_response
 
 BUFFER = 8 * 1024 * 1024
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # Linux; Python names it from 3.12 on
+ICMP_WORDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "host unreachable",
+              errno.ENETUNREACH: "network unreachable"}
+_BRANCH = re.compile(rb"branch=(z9hG4bK[0-9a-f]+)")
 
 
 class UdpFleet:
@@ -27,7 +37,8 @@ class UdpFleet:
         self.local_ip = local_ip
         self.pending: dict[str, tuple[asyncio.Future, float]] = {}
         self.sock: socket.socket | None = None
-        self.sent = self.retransmits = self.garbage = 0
+        self.sent = self.retransmits = self.garbage = self.icmp_errors = 0
+        self.recverr = False
         self._template: bytes | None = None
         self._prefix = secrets.token_hex(6)
         self._counter = 0
@@ -40,6 +51,11 @@ class UdpFleet:
                 sock.setsockopt(socket.SOL_SOCKET, opt, BUFFER)
             except OSError:
                 pass
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            self.recverr = True
+        except OSError:
+            pass  # not Linux: refusals read as timeouts
         sock.bind((self.local_ip, 0))
         sock.setblocking(False)
         self.sock = sock
@@ -64,14 +80,35 @@ class UdpFleet:
 
     def _drain(self) -> None:
         recv = self.sock.recv
-        for _ in range(1024):  # bounded, so one busy socket cannot starve the loop
+        for i in range(1024):  # bounded, so one busy socket cannot starve the loop
             try:
                 data = recv(65535)
             except (BlockingIOError, InterruptedError):
+                if i == 0 and self.recverr:
+                    self._errors()  # woken with nothing to read: an error is queued
                 return
-            except OSError:  # an ICMP error queued on the socket: not tied to a probe
+            except OSError:  # an ICMP error: with IP_RECVERR its datagram is queued too
+                if self.recverr:
+                    self._errors()
                 continue
             self._answer(data)
+
+    def _errors(self) -> None:
+        """Drain the error queue: each entry is (our datagram, sock_extended_err)."""
+        for _ in range(1024):
+            try:
+                data, ancillary, _flags, _addr = self.sock.recvmsg(2048, 512,
+                                                                   socket.MSG_ERRQUEUE)
+            except OSError:  # EAGAIN: empty
+                return
+            self.icmp_errors += 1
+            code = next((struct.unpack_from("=I", blob)[0] for level, kind, blob in ancillary
+                         if level == socket.IPPROTO_IP and kind == IP_RECVERR
+                         and len(blob) >= 4), None)
+            m = _BRANCH.search(data)
+            entry = self.pending.pop(m.group(1).decode(), None) if m and code else None
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code)))
 
     def _answer(self, data: bytes) -> None:
         head = peek_response(data)
@@ -92,9 +129,22 @@ class UdpFleet:
         if entry is not None and not entry[0].done():
             entry[0].set_result((status, reason, time.monotonic() - entry[1]))
 
+    def _send(self, data: bytes, addr: tuple) -> None:
+        for _ in range(2):
+            try:
+                self.sock.sendto(data, addr)
+            except OSError as exc:
+                # With IP_RECVERR the next send reports a pending ICMP error of another
+                # probe, and that send did not happen: send again. Anything else (buffer
+                # full, no route) is left to timer E.
+                if exc.errno in ICMP_WORDS:
+                    continue
+            return
+
     async def options(self, ip: str, port: int, timeout: float = 2.0, t1: float = 0.5,
-                      t2: float = 4.0) -> tuple[tuple[int, str] | None, float | None, int]:
-        """((status, reason) or None on timeout, RTT seconds, sends)."""
+                      t2: float = 4.0) -> tuple[tuple[int, str] | str | None, float | None, int]:
+        """((status, reason), or an ICMP error such as "refused", or None on timeout;
+        RTT seconds; sends)."""
         loop = asyncio.get_running_loop()
         self._counter += 1
         token = f"{self._prefix}{self._counter:x}"  # unique per fleet; cheaper than urandom
@@ -120,12 +170,7 @@ class UdpFleet:
             if now >= deadline:
                 fut.set_result(None)
                 return
-            try:
-                self.sock.sendto(data, (ip, port))
-            except (BlockingIOError, InterruptedError):
-                pass  # send buffer full: timer E sends it again
-            except OSError:
-                pass
+            self._send(data, (ip, port))
             sends += 1
             self.sent += 1
             if sends > 1:
@@ -139,6 +184,6 @@ class UdpFleet:
             self.pending.pop(branch, None)
             if handle is not None:
                 handle.cancel()
-        if got is None:
-            return None, None, sends
+        if got is None or isinstance(got, str):
+            return got, None, sends
         return (got[0], got[1]), got[2], sends

@@ -109,8 +109,8 @@ class _FleetPath:
             if fleet is None:
                 fleet = self.fleets[local] = await UdpFleet(local).start()
             resp, rtt, _ = await fleet.options(ip, port, module.timeout, module.t1)
-            if resp is None:
-                res.reason = "timeout"
+            if resp is None or isinstance(resp, str):
+                res.reason = resp or "timeout"  # or the ICMP error: "refused", ...
             else:
                 status, reason = resp
                 res.status_code, res.rtt_s = status, rtt

@@ -3,6 +3,7 @@ pacing measured at the responder, and Nagios exit codes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -211,3 +212,30 @@ def test_no_password_in_probe_output(lab, modules, run_sipkit, exporter):
                       env={"SIPKIT_TEST_PW_100": pw, "SIPKIT_TEST_PW_WRONG": "Wrong-Probe-Pw-9"})
     out = "\n".join(texts) + proc.stdout + proc.stderr
     assert pw not in out and "Wrong-Probe-Pw-9" not in out
+
+
+def test_run_tells_refused_from_silent(lab, modules):
+    """The fleet path's shared socket learns ICMP errors through IP_RECVERR: a closed port is
+    "refused" at once, a host that drops everything is a timeout, and answers still match."""
+    from sipkit.probe.config import Target
+    from sipkit.probe.runner import run_targets
+
+    _, config = modules
+    silent_ip = lab.ip(63)
+    targets = [Target(target=f"{lab.pbx_ip}:5999", module="udp"),
+               Target(target=f"{silent_ip}:5060", module="udp"),
+               Target(target=lab.pbx_ip, module="udp")] * 5
+    results: list = []
+    with UdpPeer(silent_ip, 5060, silent):
+        summary = asyncio.run(run_targets(config, targets, concurrency=15, rate=1e6,
+                                          per_target_rate=1e6,
+                                          on_result=lambda r, _t: results.append(r)))
+    by_target = {}
+    for r in results:
+        by_target.setdefault(r.target, []).append(r)
+    refused = by_target[f"{lab.pbx_ip}:5999"]
+    assert [r.reason for r in refused] == ["refused"] * 5
+    assert max(r.duration_s for r in refused) < 0.5  # not the 1 s timeout
+    assert [r.reason for r in by_target[f"{silent_ip}:5060"]] == ["timeout"] * 5
+    assert all(r.success and r.status_code == 200 for r in by_target[lab.pbx_ip])
+    assert summary.as_dict()["success"] == 5
