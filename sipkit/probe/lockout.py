@@ -6,9 +6,19 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import NamedTuple
 
 BAN_SIGNS = {401, 403, 407, 429, 503}
 MAX_BACKOFF = 3600.0
+
+
+class Held(NamedTuple):
+    """Why the caller must not try now: the last result, the seconds until the next attempt,
+    and, while another caller's attempt is in flight, the Event set when it ends."""
+
+    last: dict
+    wait: float
+    in_flight: threading.Event | None
 
 
 class Lockout:
@@ -16,19 +26,25 @@ class Lockout:
         self._state: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def gate(self, key: str, min_interval: float) -> tuple[dict, float] | None:
-        """(last result, seconds to wait) while the target must not be tried; else None."""
+    def claim(self, key: str) -> Held | None:
+        """None: the caller makes the one attempt, then calls ``record`` (if it reached the
+        server) and always ``release``. Concurrent callers (parallel scrapes, two Prometheus
+        replicas) get the in-flight Event instead: one attempt, one answer for all."""
         with self._lock:
-            st = self._state.get(key)
-            if st is None:
-                return None
+            st = self._state.setdefault(key, {"failures": 0, "next": 0.0, "last": None,
+                                              "busy": None})
             wait = st["next"] - time.monotonic()
-            return (dict(st["last"]), wait) if wait > 0 else None
+            if st["busy"] is not None:
+                return Held(dict(st["last"] or {}), max(0.0, wait), st["busy"])
+            if st["last"] is not None and wait > 0:
+                return Held(dict(st["last"]), wait, None)
+            st["busy"] = threading.Event()
+            return None
 
     def record(self, key: str, min_interval: float, success: bool, status: int | None,
                snapshot: dict) -> float:
         with self._lock:
-            st = self._state.setdefault(key, {"failures": 0})
+            st = self._state[key]
             if success or status not in BAN_SIGNS:
                 st["failures"] = 0
                 delay = min_interval
@@ -38,6 +54,13 @@ class Lockout:
             st["next"] = time.monotonic() + delay
             st["last"] = snapshot
             return delay
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            st = self._state.get(key)
+            busy, st["busy"] = (st["busy"], None) if st else (None, None)
+        if busy is not None:
+            busy.set()
 
     def clear(self) -> None:
         with self._lock:

@@ -117,28 +117,35 @@ async def probe_register(module: Module, target: str, res: ProbeResult, key: str
     if module.password() is None:
         res.reason = "no password: set password_env or password_file in the module"
         return
-    gate = LOCKOUT.gate(key, module.min_interval)
-    if gate is not None:  # lockout-safe: no authenticated attempt now
-        cached, res.backoff_s = gate
-        for k, v in cached.items():
+    held = LOCKOUT.claim(key)
+    while held is not None and held.in_flight is not None:  # share the attempt in flight
+        while not held.in_flight.is_set():
+            await asyncio.sleep(0.02)
+        held = LOCKOUT.claim(key)
+    if held is not None:  # lockout-safe: no authenticated attempt now
+        for k, v in held.last.items():
             setattr(res, k, v)
-        res.reason = f"{cached.get('reason', '')} (cached: next attempt in {res.backoff_s:.0f} s)"
+        res.backoff_s = held.wait
+        res.reason = f"{held.last.get('reason', '')} (cached: next attempt in {held.wait:.0f} s)"
         return
-    ip = await _resolve(module, host, port, res)
-    if ip is None:
-        return
-    ctx = _context(module, host, port)
-    result = await register._register(ctx, Target(host=host, ip=ip, port=port,
-                                                  transport=module.transport))
-    d = result.details
-    res.success = result.status in ("pass", "warn")
-    res.status_code = d.get("final_status") or d.get("unauthenticated_status")
-    res.register_expires_s = d.get("granted_expires")
-    res.reason = result.summary
-    res.extra["authenticated_attempts"] = d.get("authenticated_attempts")
-    LOCKOUT.record(key, module.min_interval, res.success, res.status_code,
-                   {"success": res.success, "status_code": res.status_code,
-                    "register_expires_s": res.register_expires_s, "reason": res.reason})
+    try:
+        ip = await _resolve(module, host, port, res)
+        if ip is None:
+            return
+        ctx = _context(module, host, port)
+        result = await register._register(ctx, Target(host=host, ip=ip, port=port,
+                                                      transport=module.transport))
+        d = result.details
+        res.success = result.status in ("pass", "warn")
+        res.status_code = d.get("final_status") or d.get("unauthenticated_status")
+        res.register_expires_s = d.get("granted_expires")
+        res.reason = result.summary
+        res.extra["authenticated_attempts"] = d.get("authenticated_attempts")
+        LOCKOUT.record(key, module.min_interval, res.success, res.status_code,
+                       {"success": res.success, "status_code": res.status_code,
+                        "register_expires_s": res.register_expires_s, "reason": res.reason})
+    finally:
+        LOCKOUT.release(key)
 
 
 async def probe_tls(module: Module, target: str, res: ProbeResult) -> None:

@@ -239,3 +239,25 @@ def test_run_tells_refused_from_silent(lab, modules):
     assert [r.reason for r in by_target[f"{silent_ip}:5060"]] == ["timeout"] * 5
     assert all(r.success and r.status_code == 200 for r in by_target[lab.pbx_ip])
     assert summary.as_dict()["success"] == 5
+
+
+def test_parallel_scrapes_of_a_register_module_make_one_attempt(lab, modules, exporter):
+    """Two Prometheus replicas (or a retrying one) scrape at once: the register probe must
+    still make one authenticated attempt per interval; the others share its answer."""
+    cfg = modules[1]
+    cfg.modules["reg"].min_interval = 300
+    log = lab.directory / "pbx.log"
+
+    def attempts() -> int:
+        time.sleep(0.2)  # Kamailio's log line lands
+        return log.read_text(errors="replace").count("AUTH-REGISTER")
+
+    before = attempts()
+    assert scrape(exporter, "reg", lab.pbx_ip)["sip_probe_success"] == 1
+    one_probe = attempts() - before  # the REGISTER, and the one removing its binding
+    LOCKOUT.clear()
+    before = attempts()
+    with ThreadPoolExecutor(10) as pool:
+        got = list(pool.map(lambda _: scrape(exporter, "reg", lab.pbx_ip), range(10)))
+    assert one_probe >= 1 and attempts() - before == one_probe
+    assert all(m["sip_probe_success"] == 1 for m in got)
