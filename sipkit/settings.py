@@ -309,6 +309,18 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
     return problems
 
 
+def syntax_problem(exc: yaml.YAMLError | json.JSONDecodeError) -> FieldProblem:
+    """Where and what, as an editor shows it: "line 3, column 1: found a tab ..."."""
+    if isinstance(exc, json.JSONDecodeError):
+        return FieldProblem("(file)", f"is not valid JSON: line {exc.lineno}, column "
+                            f"{exc.colno}: {exc.msg}", "fix the syntax")
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or "syntax error"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    hint = " (YAML indents with spaces, never tabs)" if "tab" in what or "\\t" in what else ""
+    return FieldProblem("(file)", f"is not valid YAML: {where}{what}{hint}", "fix the syntax")
+
+
 def load_site(
     path: str | Path | None,
     overrides: dict[str, Any] | None = None,
@@ -329,10 +341,7 @@ def load_site(
         try:
             loaded = json.loads(text) if p.suffix == ".json" else yaml.load(text, _StringLoader)
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            where = getattr(exc, "problem_mark", None) or getattr(exc, "lineno", None)
-            raise SettingsError(source, [FieldProblem(
-                "(file)", f"is not valid {'JSON' if p.suffix == '.json' else 'YAML'}"
-                f"{f' near {where}' if where else ''}", "fix the syntax")]) from None
+            raise SettingsError(source, [syntax_problem(exc)]) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import split_hostport
+from ..settings import syntax_problem
 
 
 class Module(BaseModel):
@@ -83,9 +84,8 @@ def _load(path: Path, model):
     except OSError as exc:
         raise SettingsError(str(path), [FieldProblem("(file)", f"cannot read ({exc.strerror})",
                                                      "give an existing file")]) from None
-    except yaml.YAMLError:
-        raise SettingsError(str(path), [FieldProblem("(file)", "is not valid YAML",
-                                                     "fix the syntax")]) from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(str(path), [syntax_problem(exc)]) from None
     try:
         return model.model_validate(data)
     except ValidationError as err:

@@ -136,3 +136,17 @@ def test_unreadable_and_malformed_files(tmp_path):
     p.write_text("- a list\n")
     with pytest.raises(SettingsError, match="mapping"):
         load_site(p, env={})
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("tab.yaml", "pbx_host: pbx\n\tport: 5060\n", "YAML: line 2, column 1: found character "
+     "'\\t' that cannot start any token (YAML indents with spaces, never tabs)"),
+    ("cut.yaml", "pbx_host: [a,\n", "YAML: line 2, column 1:"),
+    ("comma.json", '{"pbx_host": "a",}', "JSON: line 1, column 18: Expecting property name"),
+])
+def test_syntax_errors_say_where(tmp_path, name, text, words):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(SettingsError) as err:
+        load_site(p, env={})
+    assert words in str(err.value) and "Traceback" not in str(err.value)
