@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..net.addresses import address_kind, parse_ip
+from ..net.addresses import hostport as hp
 from ..redact import redact_text
 from ..report import Evidence
 from ..sip.errors import SipParseError
@@ -37,10 +38,6 @@ SIP_START = (b"SIP/2.0 ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"OPTIONS ",
 NOT_PUBLIC = ("private", "carrier-grade NAT")
 _URI_PASSWORD = re.compile(r"(sips?:[^:@;>\s]+:)[^@;>\s]+@", re.I)  # RFC 3261 user:password@
 _MASKED = r"\1<redacted>@"
-
-
-def hp(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass

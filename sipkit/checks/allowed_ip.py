@@ -8,7 +8,6 @@ each from a fresh socket, expose multi-WAN setups whose egress address changes p
 
 from __future__ import annotations
 
-
 from ..net.addresses import address_kind
 from ..report import CheckResult
 from .base import CheckContext, Target

@@ -7,9 +7,10 @@ Before the connector exists the server refuses the source (403): reachable, not 
 from __future__ import annotations
 
 from ..media.model import CallParams
+from ..net.addresses import uri_host
 from ..report import CheckResult
 from .base import CheckContext
-from .calls import budget, judge_audio, local_ip_towards, place, tls_params
+from .calls import budget, ipv6_skip, judge_audio, local_ip_towards, place, tls_params
 from .cloud import connector_server
 
 ID = "call_inbound"
@@ -26,11 +27,12 @@ async def run(ctx: CheckContext) -> CheckResult:
     if lookup.target is None:
         return ctx.result(ID, "skip", lookup.reason or "no connector server address")
     t = lookup.target
-    host = f"[{t.ip}]" if ":" in t.ip else t.ip
-    uri = f"sip:{site.phone_number}@{host}:{t.port}" + (";transport=tls" if t.transport == "tls"
+    if skipped := ipv6_skip(ctx, ID, t.ip):
+        return skipped
+    uri = f"sip:{site.phone_number}@{t.hostport}" + (";transport=tls" if t.transport == "tls"
                                                         else "")
     params = CallParams(target=uri, transport=t.transport, local_ip=local_ip_towards(ctx, t.ip),
-                        from_uri=f"sip:{site.username_extension}@{site.registrar_server}",
+                        from_uri=f"sip:{site.username_extension}@{uri_host(site.registrar_server)}",
                         seconds=site.check.call_seconds,
                         setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx))
     r = await place(ctx, params, t.ip)

@@ -8,10 +8,11 @@ a lockout (pjsua2 is told never to retry it).
 from __future__ import annotations
 
 from ..media.model import CallParams
+from ..net.addresses import uri_host
 from ..normalize import normalize
 from ..report import CheckResult
 from .base import CheckContext
-from .calls import budget, judge_audio, local_ip_towards, place, tls_params
+from .calls import budget, ipv6_skip, judge_audio, local_ip_towards, place, tls_params
 
 ID = "call_outbound"
 TITLE = "Test call through the PBX"
@@ -36,13 +37,14 @@ async def run(ctx: CheckContext) -> CheckResult:
     if not targets:
         return ctx.result(ID, "skip", "no PBX address answered")
     t = targets[0]
-    host = f"[{t.ip}]" if ":" in t.ip else t.ip
+    if skipped := ipv6_skip(ctx, ID, t.ip):
+        return skipped
     tp = ";transport=tls" if t.transport == "tls" else ""
     params = CallParams(
-        target=f"sip:{number}@{host}:{t.port}{tp}", transport=t.transport,
+        target=f"sip:{number}@{t.hostport}{tp}", transport=t.transport,
         local_ip=local_ip_towards(ctx, t.ip),
-        from_uri=f"sip:{site.username_extension}@{site.registrar_server}",
-        registrar=f"sip:{host}:{t.port}{tp}", username=site.digest_username,
+        from_uri=f"sip:{site.username_extension}@{uri_host(site.registrar_server)}",
+        registrar=f"sip:{t.hostport}{tp}", username=site.digest_username,
         password=site.digest_password.get_secret_value(), seconds=site.check.call_seconds,
         setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx))
     r = await place(ctx, params, t.ip)

@@ -5,10 +5,29 @@ from __future__ import annotations
 import socket
 
 from ..media.call import run_call
-from ..media.model import (BYE_UNANSWERED, JITTER_HIGH, LOSS_HIGH, MOS_LOW, PRIVATE_SDP,
-                           CallParams, CallResult, Thresholds)
+from ..media.model import (
+    BYE_UNANSWERED,
+    JITTER_HIGH,
+    LOSS_HIGH,
+    MOS_LOW,
+    PRIVATE_SDP,
+    CallParams,
+    CallResult,
+    Thresholds,
+)
+from ..media.worker import NO_IPV6
+from ..report import CheckResult
 from .base import CheckContext
 from .sipio import tap_for
+
+
+def ipv6_skip(ctx: CheckContext, check_id: str, ip: str) -> CheckResult | None:
+    """IPv6 targets: a skip that says why (the media engine cannot), not a failed call."""
+    if ":" not in ip:
+        return None
+    return ctx.result(check_id, "skip", f"{NO_IPV6}; the signalling checks cover IPv6",
+                      "run the test calls against an IPv4 address of the same server with "
+                      "--set registrar_server=IPv4 if it has one")
 
 
 def local_ip_towards(ctx: CheckContext, ip: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..net.addresses import address_kind, parse_ip
+from ..net.addresses import address_kind, hostport, parse_ip
 from ..report import CheckResult
 from .base import CheckContext
 
@@ -45,5 +45,5 @@ async def run(ctx: CheckContext) -> CheckResult:
                                                         if len(warnings) > 1 else ""),
                           "; ".join(w[1] for w in warnings), **details)
     return ctx.result(ID, "pass", f"settings valid: {site.connection_type.upper()} "
-                      f"{site.registrar_server}:{site.port}, extension {site.username_extension}, "
+                      f"{hostport(site.registrar_server, site.port)}, extension {site.username_extension}, "
                       f"setup_mode {site.setup_mode}", **details)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 
+from ..net.addresses import hostport, uri_host
 from ..report import CheckResult
 from ..sip.digest import DigestError, authorization, parse_challenges, pick_strongest
 from ..sip.message import Request, Response
@@ -37,11 +38,10 @@ class _Flow:
         self.auth_attempts = 0
         self.token = secrets.token_hex(4)
         lip, lport = conn.local[0], conn.local[1]
-        host = f"[{lip}]" if ":" in lip else lip
         # A URI parameter marks our binding, so un-register removes exactly this one.
-        self.contact_uri = (f"sip:{site.username_extension}@{host}:{lport};"
+        self.contact_uri = (f"sip:{site.username_extension}@{hostport(lip, lport)};"
                             f"transport={conn.transport};sipkit={self.token}")
-        self.ruri = f"sip:{site.registrar_server}" + (f":{site.port}" if site.port not in
+        self.ruri = f"sip:{uri_host(site.registrar_server)}" + (f":{site.port}" if site.port not in
                                                       (5060, 5061) else "")
         self.last_challenge = None
         self.nc = 0
@@ -201,7 +201,7 @@ async def _register(ctx: CheckContext, target: Target) -> CheckResult:
         expires, others, ours = _our_binding(resp, flow.token)
         path = _path_facts(req, resp, conn.local, flow.contact_uri, ours)
         removed = await _unregister(flow, expires)
-        summary = (f"registered {site.digest_username}@{site.registrar_server} "
+        summary = (f"registered {site.digest_username}@{uri_host(site.registrar_server)} "
                    f"(realm {details['challenge']['realm']}, "
                    f"{details['challenge']['chosen_algorithm']}); granted "
                    f"{expires if expires is not None else '?'} s")
@@ -248,7 +248,7 @@ async def _unregister(flow: _Flow, expires: int | None) -> bool:
 
 def _classify_failure(done, resp: Response, site, before_auth: bool) -> CheckResult:
     code = f"{resp.status} {resp.reason}"
-    who = f"{site.digest_username}@{site.registrar_server}"
+    who = f"{site.digest_username}@{uri_host(site.registrar_server)}"
     if resp.status in (401, 407):
         return done("fail", f"{code} again after authenticating: wrong password or realm for {who}",
                     "check pbx_password (and auth_username if the PBX uses a separate auth "

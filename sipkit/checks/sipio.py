@@ -8,6 +8,7 @@ import ssl
 from contextlib import asynccontextmanager
 
 from .. import __version__
+from ..net.addresses import hostport, uri_host
 from ..net.transport import SipConnection, connect
 from ..sip.builder import build_request, new_call_id, new_tag
 from ..sip.message import Request, Response
@@ -53,8 +54,7 @@ def tap_for(ctx: CheckContext, evidence: bool = True):
 
 
 def _hp(addr: tuple) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return hostport(addr[0], addr[1])
 
 
 @asynccontextmanager
@@ -83,7 +83,7 @@ class Dialogless:
         self.tag = new_tag()
         self.cseq = 0
         self.user = user or "sipkit"
-        self.domain = domain or target.host
+        self.domain = uri_host(domain or target.host)
 
     # Always sip: with transport=tls where needed; many PBXs mishandle sips: (RFC 5630).
     scheme = "sip"
@@ -102,8 +102,7 @@ class Dialogless:
 
     def options(self) -> Request:
         """An OPTIONS to the server itself."""
-        host = f"[{self.target.ip}]" if ":" in self.target.ip else self.target.ip
-        return self.build("OPTIONS", f"{self.scheme}:{host}:{self.target.port}")
+        return self.build("OPTIONS", f"{self.scheme}:{self.target.hostport}")
 
 
 def server_of(resp: Response | None) -> str | None:

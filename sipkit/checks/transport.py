@@ -13,6 +13,7 @@ import asyncio
 import ssl
 import statistics
 
+from ..net.addresses import hostport
 from ..report import CheckResult
 from .base import CheckContext, Target
 from .sipio import Dialogless, open_target, server_of
@@ -152,7 +153,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     details = {"addresses": rows}
     if not good:
         r = bad[0]
-        t = f"{r['target']['transport'].upper()} {r['target']['ip']}:{r['target']['port']}"
+        t = f"{r['target']['transport'].upper()} {hostport(r['target']['ip'], r['target']['port'])}"
         problem, fix = _EXPLAIN.get(r["verdict"], ("{t}: " + r["verdict"], "see -v evidence"))
         fmt = {"t": t, "port": r["target"]["port"], "proto": r["target"]["transport"].upper(),
                "error": r.get("error", "")}
@@ -164,7 +165,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         return ctx.result(ID, "fail", summary, hint, **details)
 
     r = good[0]
-    t = f"{r['target']['transport'].upper()} {r['target']['ip']}:{r['target']['port']}"
+    t = f"{r['target']['transport'].upper()} {hostport(r['target']['ip'], r['target']['port'])}"
     rtt = r["rtt_ms"]
     summary = (f"{t} answered {r['status']} {r['reason']} in {rtt['avg']:.1f} ms "
                f"(min {rtt['min']:.1f}, max {rtt['max']:.1f}, n={rtt['samples']})")

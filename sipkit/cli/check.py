@@ -10,7 +10,6 @@ import click
 
 from ..errors import UsageError
 
-
 # Checks that depend on the connector existing; `--create` runs them again afterwards.
 POST_CREATE = ("allowed_ip", "call_inbound")
 

@@ -52,6 +52,8 @@ def up(directory, prefix, as_json):
         click.echo(f"  {name:<10} {endpoint}")
     click.echo(f"site file (UDP): {summary['site_file']}")
     click.echo(f"site file (TLS): {summary['tls_site_file']}")
+    if summary.get("ipv6_site_file"):
+        click.echo(f"site file (IPv6, signalling): {summary['ipv6_site_file']}")
     click.echo(f"API env:         {summary['env_file']}")
 
 

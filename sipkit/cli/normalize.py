@@ -22,7 +22,10 @@ def _rule_from_file(path: Path):
     from pydantic import ValidationError
 
     from ..errors import UsageError
-    from ..settings import Normalizer, _StringLoader  # same loader as load_site: "05" stays "05"
+    from ..settings import (  # same loader as load_site: "05" stays "05"
+        Normalizer,
+        _StringLoader,
+    )
 
     try:
         text = path.read_text(encoding="utf-8")

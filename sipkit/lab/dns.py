@@ -50,6 +50,7 @@ import dns.rrset
 import yaml
 
 from ..errors import LabError
+from ..net.addresses import hostport
 
 _POLL = 0.1  # how often blocked socket calls look at the stop flag (seconds)
 _MAX_CNAME_CHAIN = 8
@@ -158,7 +159,7 @@ class DnsServer:
     def nameserver(self) -> str:
         """The value for --nameserver / RunOptions.nameserver."""
         ip, port = self.address
-        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        return hostport(ip, port)
 
     def start(self) -> DnsServer:
         self.udp.settimeout(_POLL)

@@ -47,6 +47,16 @@ PACKAGES = {"kamailio": "kamailio", "sipp": "sip-tester"}
 TLS_MODULE = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
 
 
+def ipv6_loopback() -> bool:
+    """Whether ::1 can be bound (containers often run with IPv6 disabled)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def default_dir() -> Path:
     env = os.environ.get("SIPKIT_LAB_DIR")
     if env:
@@ -107,6 +117,12 @@ class Lab:
         return self.ip(7)
 
     @property
+    def pbx_port6(self) -> int:
+        """The PBX's UDP/TCP port on [::1]: derived from the prefix, so labs do not collide."""
+        b, c = (int(x) for x in self.prefix.split(".")[1:3])
+        return 20000 + (b * 256 + c) % 20000
+
+    @property
     def api_url(self) -> str:
         return f"http://{self.api_ip}:8080"
 
@@ -121,6 +137,10 @@ class Lab:
     @property
     def tls_site_file(self) -> Path:
         return self.directory / "site-tls.yaml"
+
+    @property
+    def ipv6_site_file(self) -> Path:
+        return self.directory / "site-ipv6.yaml"
 
     @property
     def ca_file(self) -> Path:
@@ -197,6 +217,8 @@ class Lab:
                 "already_running": already, "seconds": round(time.monotonic() - t0, 2),
                 "components": {c.name: c.endpoint for c in running.values()},
                 "site_file": str(self.site_file), "tls_site_file": str(self.tls_site_file),
+                "ipv6_site_file": str(self.ipv6_site_file) if self.ipv6_site_file.exists()
+                else None,
                 "env_file": str(self.env_file)}
 
     def down(self, timeout: float = 6.0) -> dict:
@@ -299,6 +321,15 @@ class Lab:
             path.write_text(header + common + f"connection_type: {transport}\nport: {port}\n"
                             + norm + check)
             path.chmod(0o600)
+        if ipv6_loopback():
+            v6 = (common.replace(f"registrar_server: {self.pbx_ip}", 'registrar_server: "::1"')
+                  .replace(f"allowed_ip: {self.pbx_ip}", 'allowed_ip: "::1"'))
+            self.ipv6_site_file.write_text(
+                header + "# IPv6 signalling only: the connector server and the test calls are "
+                "IPv4 here\n# (sipkit check --skip allowed_ip,call_inbound,call_outbound).\n"
+                + v6 + f"connection_type: udp\nport: {self.pbx_port6}\n" + norm
+                + check.replace(f"source_ip: {self.pbx_ip}", 'source_ip: "::1"'))
+            self.ipv6_site_file.chmod(0o600)
         self.env_file.write_text(f"SIPKIT_API_URL={self.api_url}\n"
                                  f"SIPKIT_API_TOKEN_FILE={self.token_file}\n"
                                  f"SIPKIT_LAB_DIR={self.directory}\n")
@@ -317,18 +348,23 @@ class Lab:
         argv = [shutil.which("kamailio") or "kamailio", "-DD", "-E", "-m", "64", "-M", "8",
                 "-P", str(d / "run/kamailio.pid"), "-Y", str(d / "run")]
         for key, value in defines.items():
-            argv += ["-A", f'{key}="{value}"']
+            argv += ["-A", f"{key}={value}" if value.isdigit() else f'{key}="{value}"']
         argv += ["-f", str(d / "kamailio.cfg")]
         return self._spawn(name, argv, "", cwd=d)
 
     def _start_pbx(self) -> Component:
         d = self.directory / "pbx"
-        comp = self._kamailio("pbx", {
+        defines = {
             "PBX_IP": self.pbx_ip, "TLS_MISMATCH_IP": self.tls_mismatch_ip,
             "TLS_EXPIRED_IP": self.tls_expired_ip, "DBURL": f"text://{d / 'db'}",
             "TLSCFG": str(d / "tls.cfg"), "ECHO_URI": f"sip:{self.echo_ip}:5060",
-            "REALM": REALM})
-        comp.endpoint = f"udp/tcp {self.pbx_ip}:5060, tls {self.pbx_ip}:5061"
+            "REALM": REALM}
+        endpoint = f"udp/tcp {self.pbx_ip}:5060, tls {self.pbx_ip}:5061"
+        if ipv6_loopback():
+            defines |= {"PBX_IP6": "[::1]", "PBX_PORT6": str(self.pbx_port6)}
+            endpoint += f", udp/tcp [::1]:{self.pbx_port6}"
+        comp = self._kamailio("pbx", defines)
+        comp.endpoint = endpoint
         return comp
 
     def _start_connector(self) -> Component:
@@ -364,7 +400,8 @@ class Lab:
     # -- readiness ----------------------------------------------------------------------
     def _answers(self, name: str, timeout: float) -> bool:
         if name == "pbx":
-            return sip_ping(self.pbx_ip, 5060, timeout) and tls_ready(self.pbx_ip, 5061, timeout)
+            return (sip_ping(self.pbx_ip, 5060, timeout) and tls_ready(self.pbx_ip, 5061, timeout)
+                    and (not ipv6_loopback() or sip_ping("::1", self.pbx_port6, timeout)))
         if name == "connector":
             return sip_ping(self.connector_ip, 5060, timeout)
         if name == "echo":
@@ -421,17 +458,19 @@ def _tail(path: str, lines: int = 15) -> str:
 
 def sip_ping(ip: str, port: int, timeout: float) -> bool:
     """One OPTIONS over UDP (blocking, for lab readiness); True on any final response."""
+    from ..net.addresses import hostport, uri_host
     from ..sip.builder import build_request, new_call_id
     from ..sip.errors import SipParseError
     from ..sip.message import Response, parse
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
         try:
             s.connect((ip, port))
-            lip, lport = s.getsockname()
-            req = build_request("OPTIONS", f"sip:{ip}:{port}", from_uri=f"sip:lab@{lip}",
-                                to_uri=f"sip:{ip}:{port}", call_id=new_call_id(lip), cseq=1,
+            lip, lport = s.getsockname()[:2]
+            uri = f"sip:{hostport(ip, port)}"
+            req = build_request("OPTIONS", uri, from_uri=f"sip:lab@{uri_host(lip)}",
+                                to_uri=uri, call_id=new_call_id(lip), cseq=1,
                                 via_host=lip, via_port=lport, transport="UDP")
             s.send(req.to_bytes())
             msg = parse(s.recv(65535))

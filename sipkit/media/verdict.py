@@ -22,8 +22,19 @@ from __future__ import annotations
 from ..net.addresses import address_kind, parse_ip
 from ..sip.errors import SipParseError
 from ..sip.message import Request, Response, parse
-from .model import (BYE_UNANSWERED, JITTER_HIGH, LOSS_HIGH, MOS_LOW, NO_AUDIO, ONE_WAY_AUDIO,
-                    PRIVATE_SDP, VERDICTS, CallResult, SipMessage, Thresholds)
+from .model import (
+    BYE_UNANSWERED,
+    JITTER_HIGH,
+    LOSS_HIGH,
+    MOS_LOW,
+    NO_AUDIO,
+    ONE_WAY_AUDIO,
+    PRIVATE_SDP,
+    VERDICTS,
+    CallResult,
+    SipMessage,
+    Thresholds,
+)
 from .mos import impairment, mos, one_way_delay
 
 PACKET_MS = 20.0  # pjmedia's default ptime

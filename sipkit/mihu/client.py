@@ -19,8 +19,14 @@ import httpx
 
 from .. import __version__
 from . import endpoints
-from .errors import (BY_STATUS, ApiError, ConfigError, RateLimitError, ServerError,
-                     TransportError)
+from .errors import (
+    BY_STATUS,
+    ApiError,
+    ConfigError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
 from .models import Connector, ConnectorPage, ServerAssignment
 
 RETRY_STATUS = {429, 502, 503, 504}

@@ -36,6 +36,18 @@ def address_kind(value: str) -> str | None:
     return None
 
 
+def uri_host(host: str) -> str:
+    """A host as URIs and host:port write it: an IPv6 literal in brackets (RFC 3261 §25.1,
+    ``IPv6reference``); names and IPv4 as they are."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return f"[{bare}]" if ":" in bare else bare
+
+
+def hostport(host: str, port: int) -> str:
+    """``1.2.3.4:5060``, ``[2001:db8::1]:5060``, ``pbx.example.com:5061``."""
+    return f"{uri_host(host)}:{port}"
+
+
 def split_hostport(value: str, default_port: int) -> tuple[str, int]:
     """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port). ValueError if bad."""
     value = value.strip()

@@ -38,6 +38,7 @@ import dns.nameserver
 import dns.resolver
 
 from ..errors import UsageError
+from ..net.addresses import hostport
 from .addresses import parse_ip, split_hostport
 from .target import Target
 
@@ -199,7 +200,7 @@ def make_resolver(nameserver: str | None, timeout: float) -> tuple[Any, str]:
         ip, port = parse_nameserver(nameserver)
         res = dns.asyncresolver.Resolver(configure=False)
         res.nameservers = [dns.nameserver.Do53Nameserver(ip, port)]
-        label = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        label = hostport(ip, port)
     else:
         res = dns.asyncresolver.Resolver()  # /etc/resolv.conf
         label = "system resolver"

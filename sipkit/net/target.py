@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .addresses import hostport
+
 
 @dataclass(frozen=True)
 class Target:
@@ -17,7 +19,7 @@ class Target:
 
     @property
     def hostport(self) -> str:
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+        return hostport(self.ip, self.port)
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "ip": self.ip, "port": self.port, "transport": self.transport}

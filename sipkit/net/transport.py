@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..sip.errors import SipParseError
 from ..sip.message import Request, Response, StreamParser, parse
 from ..sip.transaction import Deliver, NonInviteClientTransaction, Send, Timeout
+from .addresses import hostport
 
 # tap(direction "out"|"in", data, local (ip, port), remote (ip, port), transport, wallclock)
 Tap = Callable[[str, bytes, tuple, tuple, str, float], None]
@@ -342,7 +343,7 @@ async def connect(ip: str, port: int, transport: str, *, local_ip: str | None = 
                 server_hostname=server_hostname if tls else None, local_addr=local,
                 ssl_handshake_timeout=timeout if tls else None), timeout)
         except TimeoutError:
-            raise TimeoutError(f"{transport.upper()} connect to {ip}:{port} timed out "
+            raise TimeoutError(f"{transport.upper()} connect to {hostport(ip, port)} timed out "
                                f"after {timeout:g} s") from None
         conn._writer = writer
         conn.ssl_object = writer.get_extra_info("ssl_object")

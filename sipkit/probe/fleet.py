@@ -21,12 +21,15 @@ import struct
 import time
 
 from .. import __version__
+from ..net.addresses import hostport, uri_host
 from ..sip.builder import build_request
 from ..sip.errors import SipParseError
 from ..sip.message import Response, parse, peek_response
 
 BUFFER = 8 * 1024 * 1024
-IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # Linux; Python names it from 3.12 on
+# Linux values; Python names them from 3.12 on
+RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
+           socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25))}
 ICMP_WORDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "host unreachable",
               errno.ENETUNREACH: "network unreachable"}
 _BRANCH = re.compile(rb"branch=(z9hG4bK[0-9a-f]+)")
@@ -34,7 +37,9 @@ _BRANCH = re.compile(rb"branch=(z9hG4bK[0-9a-f]+)")
 
 class UdpFleet:
     def __init__(self, local_ip: str = "0.0.0.0"):
+        """One socket bound to ``local_ip``; "::" (or any IPv6 address) probes IPv6 targets."""
         self.local_ip = local_ip
+        self.family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
         self.pending: dict[str, tuple[asyncio.Future, float]] = {}
         self.sock: socket.socket | None = None
         self.sent = self.retransmits = self.garbage = self.icmp_errors = 0
@@ -45,14 +50,14 @@ class UdpFleet:
 
     async def start(self) -> UdpFleet:
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, opt, BUFFER)
             except OSError:
                 pass
         try:
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            sock.setsockopt(*RECVERR[self.family], 1)
             self.recverr = True
         except OSError:
             pass  # not Linux: refusals read as timeouts
@@ -64,7 +69,7 @@ class UdpFleet:
         loop.add_reader(sock.fileno(), self._drain)
         lip, lport = sock.getsockname()[:2]
         # Built once with the real builder; per probe only the branch and Call-ID change.
-        req = build_request("OPTIONS", "sip:TARGETHOST", from_uri=f"sip:sipkit@{lip}",
+        req = build_request("OPTIONS", "sip:TARGETHOST", from_uri=f"sip:sipkit@{uri_host(lip)}",
                             to_uri="sip:TARGETHOST", call_id="CALLIDCALLIDCALLIDCALLID",
                             cseq=1, via_host=lip, via_port=lport, transport="UDP",
                             branch="z9hG4bKBRANCHBRANCHBRANCH", from_tag="sipkitfleet",
@@ -103,8 +108,7 @@ class UdpFleet:
                 return
             self.icmp_errors += 1
             code = next((struct.unpack_from("=I", blob)[0] for level, kind, blob in ancillary
-                         if level == socket.IPPROTO_IP and kind == IP_RECVERR
-                         and len(blob) >= 4), None)
+                         if (level, kind) == RECVERR[self.family] and len(blob) >= 4), None)
             m = _BRANCH.search(data)
             entry = self.pending.pop(m.group(1).decode(), None) if m and code else None
             if entry is not None and not entry[0].done():
@@ -149,7 +153,7 @@ class UdpFleet:
         self._counter += 1
         token = f"{self._prefix}{self._counter:x}"  # unique per fleet; cheaper than urandom
         branch = "z9hG4bK" + token
-        host = f"{ip}:{port}".encode()
+        host = hostport(ip, port).encode()
         data = (self._template.replace(b"z9hG4bKBRANCHBRANCHBRANCH", branch.encode())
                 .replace(b"CALLIDCALLIDCALLIDCALLID", token.encode())
                 .replace(b"TARGETHOST", host))

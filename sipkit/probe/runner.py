@@ -104,7 +104,7 @@ class _FleetPath:
             res.reason = where
         else:
             ip, port = where
-            local = module.source_ip or "0.0.0.0"
+            local = module.source_ip or ("::" if ":" in ip else "0.0.0.0")
             fleet = self.fleets.get(local)
             if fleet is None:
                 fleet = self.fleets[local] = await UdpFleet(local).start()

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..net.addresses import hostport
 from ..redact import Redactor
 from ..report import CheckResult, Report
 
@@ -55,7 +56,7 @@ def _provisioning(console: Console, prov: dict) -> None:
     console.print(Text.assemble(("Mihu connector ", "bold"), (words, "green"),
                                 f": {c['pbx_extension_connector_uuid']} · {c['phone_number']} → "
                                 f"ext {c['pbx']['username_extension']} on "
-                                f"{c['pbx']['registrar_server']}:{c['pbx']['port']} · "
+                                f"{hostport(c['pbx']['registrar_server'], c['pbx']['port'])} · "
                                 f"SIP connector server {prov.get('sip_connector_server')} "
                                 f"({prov.get('server_action')}) · status {c['status']}"))
 
@@ -70,7 +71,7 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
         head = f"sipkit {report.sipkit_version} · analyze {t['capture']}"
     else:
         head = (f"sipkit {report.sipkit_version} · {str(t.get('connection_type', '')).upper()} "
-                f"{t.get('registrar_server')}:{t.get('port')} · extension "
+                f"{hostport(str(t.get('registrar_server')), t.get('port'))} · extension "
                 f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}")
     console.print(Text(head, style="bold"))
     if report.options.get("insecure"):

@@ -7,8 +7,15 @@ import re
 
 import pytest
 
-from sipkit.sip.digest import (Challenge, DigestError, authorization, digest_response,
-                               parse_challenge, parse_challenges, pick_strongest)
+from sipkit.sip.digest import (
+    Challenge,
+    DigestError,
+    authorization,
+    digest_response,
+    parse_challenge,
+    parse_challenges,
+    pick_strongest,
+)
 from sipkit.sip.headers import Headers
 from sipkit.sip.message import Response
 

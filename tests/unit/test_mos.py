@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sipkit.media.mos import (delay_impairment, impairment, loss_impairment, mos, mos_from_r,
-                              one_way_delay, r_factor)
+from sipkit.media.mos import (
+    delay_impairment,
+    impairment,
+    loss_impairment,
+    mos,
+    mos_from_r,
+    one_way_delay,
+    r_factor,
+)
 
 
 @pytest.mark.parametrize("r,expected", [

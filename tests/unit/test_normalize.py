@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from sipkit.errors import UsageError
-from sipkit.normalize import clean, describe, is_set, normalize, rule_notes, rule_problems
+from sipkit.normalize import (
+    clean,
+    describe,
+    is_set,
+    normalize,
+    rule_notes,
+    rule_problems,
+)
 from sipkit.settings import Normalizer
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sipkit.redact import Redactor, redact_text
-from sipkit.render import human, json as render_json
+from sipkit.render import human
+from sipkit.render import json as render_json
 from sipkit.report import CheckResult, Evidence, Report, worst
 
 

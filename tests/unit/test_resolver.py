@@ -11,8 +11,8 @@ from sipkit.checks.dns import judge
 from sipkit.errors import UsageError
 from sipkit.net.resolver import (
     Lookup,
-    Naptr,
     NameserverError,
+    Naptr,
     Resolution,
     Srv,
     naptr_for,

@@ -6,7 +6,13 @@ import pytest
 
 from sipkit.sip.headers import Headers
 from sipkit.sip.message import Response
-from sipkit.sip.transaction import Deliver, NonInviteClientTransaction, Send, Terminated, Timeout
+from sipkit.sip.transaction import (
+    Deliver,
+    NonInviteClientTransaction,
+    Send,
+    Terminated,
+    Timeout,
+)
 
 
 def _resp(status: int) -> Response:
