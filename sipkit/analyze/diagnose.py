@@ -60,6 +60,10 @@ CALL_PROBLEMS = (
     ("call_no_ack", "warn", "answered call(s) never ACKed",
      "the 200 OK does not reach the caller or the ACK goes to a wrong Contact (NAT): such calls "
      "drop after about 32 s"),
+    ("reinvite_failed", "warn", "answered call(s) whose re-INVITE was refused",
+     "in-dialog requests do not get through, or the far end cannot handle a re-INVITE (session "
+     "refresh, hold, codec change): such calls drop at the session timer or lose audio; check "
+     "Contact/Record-Route behind NAT and the far end's re-INVITE support"),
     ("call_declined", "warn", "call(s) not answered",
      "busy, declined or the callee is not registered: not a network fault"),
 )
@@ -152,6 +156,11 @@ class Findings:
                     problem = problem or "no ACK"
                     self.note("call_no_ack", dlg, f"{who}: answered, but no ACK in "
                               f"{dlg.last - dlg.answered_at:.1f} s")
+                if dlg.reinvite_failed:
+                    code, reason = dlg.reinvite_failed
+                    problem = problem or f"re-INVITE {code}"
+                    self.note("reinvite_failed", dlg, f"{who}: a re-INVITE got {code} {reason} "
+                              f"— {meaning(code)}")
                 problem = self._media(dlg, who) or problem
             elif (f is None and dlg.open_at_end and (dlg.provisionals or since_first < 32)) or (
                     f is not None and f[0] in (401, 407) and dlg.cut_short(2.0)):
@@ -311,7 +320,7 @@ class Findings:
 
     def _calls(self, add, t, ex, tracker: Tracker) -> None:
         outcomes = ("call_answered", "call_failed", "invite_no_final", "call_cancelled",
-                    "call_declined", "call_no_ack", "call_unfinished")
+                    "call_declined", "call_no_ack", "reinvite_failed", "call_unfinished")
         if any(k in t for k in outcomes):
             counts = {k[5:] if k.startswith("call_") else k: t.get(k, 0) for k in outcomes}
             first = next((row for row in CALL_PROBLEMS if t.get(row[0]) and not (

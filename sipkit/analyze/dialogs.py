@@ -64,6 +64,8 @@ class Dialog:
     rejected_auth: int = 0  # authenticated requests answered 401/407/403 (not stale)
     cancelled: bool = False
     answered_at: float | None = None
+    answered_cseq: int = 0
+    reinvite_failed: tuple[int, str] | None = None  # a later INVITE (re-INVITE) refused
     acked: bool = False
     open_at_end: bool = False  # still live when the capture ended
     idle_at_end: float = 0.0  # seconds between its last packet and the capture's end
@@ -224,7 +226,7 @@ class Tracker:
         if isinstance(msg, Request):
             self._request(dlg, msg, d, via, branch)
         else:
-            self._response(dlg, msg, via, branch, method)
+            self._response(dlg, msg, via, branch, method, msg.cseq[0])
         ctype = (msg.headers.get("Content-Type") or "").lower()
         if msg.body and ctype.startswith("application/sdp"):
             self._sdp(dlg, msg, d)
@@ -260,7 +262,8 @@ class Tracker:
             dlg.nat.append(f"Via sent-by port {via.port or 5060} but the packet came from port "
                            f"{d.sport} (port translation)")
 
-    def _response(self, dlg: Dialog, msg: Response, via, branch: str, method: str) -> None:
+    def _response(self, dlg: Dialog, msg: Response, via, branch: str, method: str,
+                  number: int = 0) -> None:
         status = msg.status
         key = (branch, status, method)
         copies = dlg.responses.get(key, 0) + 1
@@ -293,7 +296,15 @@ class Tracker:
         if len(dlg.finals) > 8:
             del dlg.finals[0]
         if dlg.kind == "INVITE" and 200 <= status < 300 and dlg.answered_at is None:
-            dlg.answered_at = dlg.last
+            dlg.answered_at, dlg.answered_cseq = dlg.last, number
+        elif dlg.answered_at is not None and number > dlg.answered_cseq:
+            # A re-INVITE (session refresh, hold, codec change) in an answered call: a higher
+            # CSeq tells it from another fork's answer to the first INVITE. Challenges and
+            # 491 glare are retried by design; a later success clears an earlier refusal.
+            if status < 300:
+                dlg.reinvite_failed = None
+            elif status not in (401, 407, 491):
+                dlg.reinvite_failed = (status, msg.reason)
 
     def _sdp(self, dlg: Dialog, msg: Request | Response, d: Datagram) -> None:
         try:

@@ -26,8 +26,8 @@ def ipv6_skip(ctx: CheckContext, check_id: str, ip: str) -> CheckResult | None:
     if ":" not in ip:
         return None
     return ctx.result(check_id, "skip", f"{NO_IPV6}; the signalling checks cover IPv6",
-                      "run the test calls against an IPv4 address of the same server with "
-                      "--set registrar_server=IPv4 if it has one")
+                      "if the server also has an IPv4 address, run the calls against it "
+                      "(--set registrar_server=<that address>)")
 
 
 def local_ip_towards(ctx: CheckContext, ip: str) -> str:

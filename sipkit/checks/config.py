@@ -45,5 +45,5 @@ async def run(ctx: CheckContext) -> CheckResult:
                                                         if len(warnings) > 1 else ""),
                           "; ".join(w[1] for w in warnings), **details)
     return ctx.result(ID, "pass", f"settings valid: {site.connection_type.upper()} "
-                      f"{hostport(site.registrar_server, site.port)}, extension {site.username_extension}, "
-                      f"setup_mode {site.setup_mode}", **details)
+                      f"{hostport(site.registrar_server, site.port)}, extension "
+                      f"{site.username_extension}, setup_mode {site.setup_mode}", **details)

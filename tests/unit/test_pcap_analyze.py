@@ -397,3 +397,28 @@ def test_answers_whose_request_came_before_the_capture_are_not_judged(tmp_path):
     cap.udp(PBX, 5060, PHONE, 5060, resp("408 Request Timeout", inv))
     got = checks(cap.write(tmp_path / "y.pcap"))
     assert got["call_setup"].status == "fail" and "408" in got["call_setup"].summary
+
+
+@pytest.mark.parametrize("answers, flagged", [
+    (["408 Request Timeout"], True),  # the far end dropped the re-INVITE (seen in the lab)
+    (["488 Not Acceptable Here"], True),
+    (["407 Proxy Authentication Required"], False),  # challenged: resent by design
+    (["491 Request Pending", "200 OK"], False),  # glare, then success
+    (["488 Not Acceptable Here", "200 OK"], False),  # a later re-INVITE succeeded
+])
+def test_refused_reinvite_in_an_answered_call(tmp_path, answers, flagged):
+    cap = Cap()
+    call(cap, rtp_to_callee=3, rtp_to_caller=3)
+    for i, status in enumerate(answers, 2):
+        reinv = sip(f"INVITE sip:200@{PBX} SIP/2.0", "call1", f"{i} INVITE", to_tag="tt",
+                    branch=f"z9hG4bKre{i}", body=SDP.format(ip=PHONE, port=4000, dir=""))
+        cap.udp(PHONE, 5060, PBX, 5060, reinv)
+        cap.udp(PBX, 5060, PHONE, 5060, resp(status, reinv))
+    got = checks(cap.write(tmp_path / "re.pcap"))
+    setup = got["call_setup"]
+    assert (setup.status == "warn") is flagged, setup.summary
+    if flagged:
+        assert "re-INVITE was refused" in setup.summary and answers[0][:3] in setup.summary
+        assert setup.details["reinvite_failed"] == 1
+    else:
+        assert setup.status == "pass" and setup.details["answered"] == 1
