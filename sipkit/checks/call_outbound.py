@@ -36,7 +36,8 @@ async def run(ctx: CheckContext) -> CheckResult:
     targets = ctx.answering_targets
     if not targets:
         return ctx.result(ID, "skip", "no PBX address answered")
-    t = targets[0]
+    # IPv4 first: the media engine has no IPv6 (a dual-stack PBX is still fully tested)
+    t = next((x for x in targets if ":" not in x.ip), targets[0])
     if skipped := ipv6_skip(ctx, ID, t.ip):
         return skipped
     tp = ";transport=tls" if t.transport == "tls" else ""
