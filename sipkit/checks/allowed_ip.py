@@ -8,7 +8,7 @@ each from a fresh socket, expose multi-WAN setups whose egress address changes p
 
 from __future__ import annotations
 
-from ..net.addresses import address_kind
+from ..net.addresses import address_kind, canonical_ip, hostport, split_hostport
 from ..report import CheckResult
 from .base import CheckContext, Target
 from .cloud import connector_server
@@ -34,9 +34,9 @@ async def _seen_from(ctx: CheckContext, target: Target) -> dict:
     if ex.final is None:
         return {"error": "refused" if ex.refused else "no answer"}
     via = ex.final.top_via
-    received = (via.received if via is not None else None) or local[0]
+    received = canonical_ip((via.received if via is not None else None) or local[0])
     rport = via.rport if via is not None and isinstance(via.rport, int) else None
-    return {"local": f"{local[0]}:{local[1]}", "ip": received, "port": rport,
+    return {"local": hostport(local[0], local[1]), "ip": received, "port": rport,
             "status": ex.final.status, "server": server_of(ex.final),
             "reflected": via is not None and (via.received is not None or rport is not None)}
 
@@ -74,7 +74,7 @@ async def run(ctx: CheckContext) -> CheckResult:
 def _pbx_view(ctx: CheckContext) -> str | None:
     reg = ctx.results.get("register")
     seen = reg.details.get("seen_as") if reg is not None else None
-    return seen.rsplit(":", 1)[0] if seen else None
+    return split_hostport(seen, 0)[0] if seen else None
 
 
 def _fallback(ctx: CheckContext, why: str) -> CheckResult:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 
-from ..net.addresses import hostport, uri_host
+from ..net.addresses import canonical_ip, hostport, uri_host
 from ..report import CheckResult
 from ..sip.digest import DigestError, authorization, parse_challenges, pick_strongest
 from ..sip.message import Request, Response
@@ -89,13 +89,13 @@ def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str
 def _path_facts(sent: Request, resp: Response, local: tuple, contact_uri: str,
                 registered_contact: str | None) -> dict:
     """NAT (RFC 3581 received/rport) and signs of a SIP ALG rewriting our messages."""
-    facts: dict = {"local": f"{local[0]}:{local[1]}"}
+    facts: dict = {"local": hostport(local[0], local[1])}
     sent_via, got_via = sent.top_via, resp.top_via
     if got_via is not None:
-        received = got_via.received or local[0]
+        received = canonical_ip(got_via.received or local[0])
         rport = got_via.rport if isinstance(got_via.rport, int) else local[1]
-        facts["seen_as"] = f"{received}:{rport}"
-        facts["nat"] = received != local[0] or rport != local[1]
+        facts["seen_as"] = hostport(received, rport)
+        facts["nat"] = received != canonical_ip(local[0]) or rport != local[1]
         alg = []
         if (got_via.host, got_via.port) != (sent_via.host, sent_via.port):
             alg.append(f"Via sent-by changed from {sent_via.host}:{sent_via.port} to "

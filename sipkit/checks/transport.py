@@ -71,7 +71,7 @@ async def _probe(ctx: CheckContext, target: Target) -> dict:
     first = None
     try:
         async with open_target(ctx, target, verify=False) as conn:
-            row["local"] = f"{conn.local[0]}:{conn.local[1]}"
+            row["local"] = hostport(conn.local[0], conn.local[1])
             d = Dialogless(conn, target)
             for _ in range(max(1, opts.samples)):
                 ex = await conn.request(d.options(), timeout=opts.timeout, t1=opts.t1)

@@ -36,6 +36,13 @@ def address_kind(value: str) -> str | None:
     return None
 
 
+def canonical_ip(value: str) -> str:
+    """One spelling per address, so addresses compare as strings: ``2001:DB8:0::1`` and
+    ``[2001:db8::1]`` (as some servers write Via received) are both ``2001:db8::1``."""
+    ip = parse_ip(value)
+    return str(ip) if ip is not None else value
+
+
 def uri_host(host: str) -> str:
     """A host as URIs and host:port write it: an IPv6 literal in brackets (RFC 3261 §25.1,
     ``IPv6reference``); names and IPv4 as they are."""

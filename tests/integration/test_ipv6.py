@@ -50,6 +50,20 @@ def test_signalling_checks_over_ipv6_with_pcap(lab, run_sipkit, tmp_path):
     assert diag["registration"].status == "pass" and diag["capture"].status == "pass"
 
 
+def test_allowed_ip_falls_back_to_what_the_pbx_saw_over_ipv6(lab, run_sipkit):
+    # no connector server to ask (the API is not configured here): the PBX's view, via the
+    # received/rport of its REGISTER answer, compared as addresses, not as spellings
+    env = {"SIPKIT_API_URL": "", "SIPKIT_API_TOKEN": "", "SIPKIT_API_TOKEN_FILE": ""}
+    only = ("--only", "register,allowed_ip")  # the fallback reads register's answer
+    proc = run_sipkit("check", "-c", str(lab.ipv6_site_file), *only, "--json", env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert a["status"] == "warn" and a["details"]["pbx_seen_as"] == "::1", a
+    assert "the PBX sees this site as ::1 = allowed_ip" in a["summary"]
+    proc = run_sipkit("check", "-c", str(lab.ipv6_site_file), *only, "--json", "--set",
+                      "allowed_ip=0:0:0:0:0:0:0:1", env=env)
+    assert "= allowed_ip" in checks(report_of(proc))["allowed_ip"]["summary"]
+
+
 def test_wrong_password_over_ipv6_is_one_attempt(lab, run_sipkit):
     log = lab.directory / "pbx.log"
     before = log.read_text(errors="replace").count("AUTH-REGISTER")

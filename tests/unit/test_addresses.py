@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipkit.net.addresses import address_kind, hostport, split_hostport, uri_host
+from sipkit.net.addresses import address_kind, canonical_ip, hostport, split_hostport, uri_host
 
 
 @pytest.mark.parametrize("host, uri, hp", [
@@ -39,3 +39,10 @@ def test_address_kinds():
     assert address_kind("8.8.8.8") is None and address_kind("2001:4860::8888") is None
     assert address_kind("10.1.2.3") and address_kind("100.64.0.1")  # private, CGNAT
     assert address_kind("::1") and address_kind("fd00::1")  # loopback, unique local
+
+
+@pytest.mark.parametrize("value, canonical", [
+    ("2001:DB8:0:0::1", "2001:db8::1"), ("[2001:db8::1]", "2001:db8::1"),
+    ("192.0.2.1", "192.0.2.1"), ("pbx.example.com", "pbx.example.com")])
+def test_canonical_ip(value, canonical):
+    assert canonical_ip(value) == canonical
