@@ -83,7 +83,7 @@ def media_summary(r: CallResult) -> str:
         if r.rx.jitter_ms_mean is not None:
             parts.append(f"jitter {r.rx.jitter_ms_mean:.1f} ms")
     if r.rtt_ms is not None:
-        parts.append(f"RTT {r.rtt_ms:.0f} ms")
+        parts.append(f"RTT {r.rtt_ms:.1f} ms" if r.rtt_ms < 10 else f"RTT {r.rtt_ms:.0f} ms")
     if r.mos is not None:
         parts.append(f"MOS {r.mos:.2f}")
     return ", ".join(parts)

@@ -5,7 +5,8 @@ test session) can run side by side:
 
     .1  PBX          Kamailio registrar: UDP/TCP 5060, TLS 5061 (good certificate)
     .2  connector    Kamailio "SIP connector server": UDP/TCP 5060, TLS 5061
-    .3  echo UAS     SIPp answering INVITEs with RTP echo: UDP 5060, RTP 6000
+    .3  echo UAS     SIPp answering INVITEs: UDP 5060; its SDP names the media echo on 6000
+        media echo   RTP echoed on 6000, RTCP answered on 6001 (sipkit.lab.rtp_echo)
     .4  API sandbox  the Mihu API double over HTTP on 8080 (when sipkit.lab.sandbox is present)
     .6  PBX TLS with a certificate for another name (hostname-mismatch tests)
     .7  PBX TLS with an expired certificate
@@ -43,6 +44,7 @@ AGENT_UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 PHONE_NUMBER = "+902124439178"  # Istanbul: the lab rule is a Turkish mobile rule
 
 # binary -> Debian package that provides it
+RTP_PORT = 6000  # the echo's media (RTCP on 6001), named in echo_uas.xml's SDP
 PACKAGES = {"kamailio": "kamailio", "sipp": "sip-tester"}
 TLS_MODULE = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
 
@@ -200,7 +202,8 @@ class Lab:
         started: list[Component] = []
         try:
             for name, starter in (("pbx", self._start_pbx), ("connector", self._start_connector),
-                                  ("echo", self._start_echo), ("api", self._start_api)):
+                                  ("echo", self._start_echo), ("rtp", self._start_rtp),
+                                  ("api", self._start_api)):
                 if name in running:
                     continue
                 comp = starter()
@@ -381,10 +384,18 @@ class Lab:
     def _start_echo(self) -> Component:
         d = self.directory / "echo"
         ip = self.echo_ip
-        argv = [shutil.which("sipp") or "sipp", "-i", ip, "-p", "5060", "-mi", ip, "-mp", "6000",
-                "-rtp_echo", "-aa", "-ci", ip, "-cp", "8888", "-nostdin", "-trace_err",
+        # SIPp's own media port stays unused: its SDP names the rtp component on 6000
+        argv = [shutil.which("sipp") or "sipp", "-i", ip, "-p", "5060", "-mi", ip, "-mp", "7000",
+                "-aa", "-ci", ip, "-cp", "8888", "-nostdin", "-trace_err",
                 "-sf", str(d / "echo_uas.xml")]
-        return self._spawn("echo", argv, f"udp {ip}:5060 (RTP echo {ip}:6000)", cwd=d)
+        return self._spawn("echo", argv, f"udp {ip}:5060", cwd=d)
+
+    def _start_rtp(self) -> Component:
+        # the address last: alive() matches argv[-1], which must name this lab
+        argv = [sys.executable, "-m", "sipkit.lab.rtp_echo", "--port", str(RTP_PORT), "--ip",
+                self.echo_ip]
+        return self._spawn("rtp", argv, f"RTP echo {self.echo_ip}:{RTP_PORT}, RTCP "
+                           f"{RTP_PORT + 1}")
 
     def _start_api(self) -> Component | None:
         if importlib.util.find_spec("sipkit.lab.sandbox") is None:
@@ -406,6 +417,8 @@ class Lab:
             return sip_ping(self.connector_ip, 5060, timeout)
         if name == "echo":
             return sip_ping(self.echo_ip, 5060, timeout)
+        if name == "rtp":
+            return rtp_echoes(self.echo_ip, RTP_PORT, timeout)
         if name == "api":
             return http_ready(self.api_ip, 8080, timeout)
         return False
@@ -488,6 +501,18 @@ def wait_sip(ip: str, port: int, seconds: float, alive=lambda: True) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def rtp_echoes(ip: str, port: int, timeout: float) -> bool:
+    probe = bytes([0x80, 0]) + os.urandom(10)  # an RTP header, PT 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect((ip, port))
+            s.send(probe)
+            return s.recv(64) == probe
+        except OSError:
+            return False
 
 
 def tls_ready(ip: str, port: int, timeout: float) -> bool:

@@ -136,6 +136,21 @@ def test_two_way_audio_direct(lab):
     assert time.monotonic() - t0 < 8
 
 
+def test_far_end_rtcp_gives_rtt_and_our_outbound_loss(lab):
+    # The lab's media echo answers RTCP like a phone (sipkit.lab.rtp_echo): the RTT comes from
+    # its LSR/DLSR and what it lost of our stream from its receiver report (RFC 3550 §6.4.1).
+    r = asyncio.run(run_call(CallParams(target=f"sip:echo@{lab.echo_ip}:5060",
+                                        local_ip=lab.pbx_ip, seconds=3,
+                                        test_hook="tx_drop_pct=20")))
+    assert r.status == "answered" and r.rtcp_reports >= 1, r
+    assert r.rtt_ms is not None and 0 < r.rtt_ms < 50
+    assert r.mos_inputs["delay_from_rtcp"] is True
+    # the far end's count of what it lost of ours, as of its last report (it reports every
+    # second; pjsua, like us, puts that count over all we sent, so it lags a little)
+    assert r.tx.loss > 10 and 5 < r.tx.loss_pct < 30, r.tx
+    assert r.tx.jitter_ms_mean is not None and "loss_high" in r.verdicts
+
+
 def test_worker_crash_is_a_result_not_an_exception(lab):
     r = asyncio.run(run_call(CallParams(target=f"sip:echo@{lab.echo_ip}", local_ip=lab.pbx_ip,
                                         password="Secret-In-Crash-1", test_hook="abort")))
