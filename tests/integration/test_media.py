@@ -1,10 +1,11 @@
-"""Test calls with media against real SIPp UASes on loopback (block 127.0.40.0/27).
+"""Test calls with media against real SIPp UASes on loopback: hosts .50–.53 of the session's
+lab prefix (tests/conftest.py), so concurrent test sessions do not collide.
 
-- ECHO (127.0.40.11): SIPp with ``-rtp_echo``, the research lab's ``uas_rr.xml`` (SIPp's uas +
+- ECHO (.51): SIPp with ``-rtp_echo``, the research lab's ``uas_rr.xml`` (SIPp's uas +
   ``[last_Record-Route:]``) extended with a digest REGISTER branch (verifyauth) and a far-end
   BYE for ``sip:bye@`` and a 484 for ``sip:reject@``;
-- SILENT (127.0.40.12): the same scenario without ``-rtp_echo``: answers, never sends RTP;
-- NOBODY (127.0.40.13): nothing listens.
+- SILENT (.52): the same scenario without ``-rtp_echo``: answers, never sends RTP;
+- NOBODY (.53): nothing listens; LOCAL (.50) is where the calls come from.
 
 The calls run concurrently, each in its own worker process (which is the point of the worker
 design: one pjsua2 Endpoint per process), once per module; the tests assert on the results.
@@ -26,6 +27,7 @@ import pytest
 from sipkit.lab.manager import wait_sip
 from sipkit.media.call import run_call
 from sipkit.media.model import CallParams
+from tests.conftest import _prefix
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("sipp") is None,
@@ -34,7 +36,7 @@ pytestmark = [
                        reason="needs pjsua2 (pip install pjsua2-python)"),
 ]
 
-LOCAL, ECHO, SILENT, NOBODY = "127.0.40.10", "127.0.40.11", "127.0.40.12", "127.0.40.13"
+LOCAL, ECHO, SILENT, NOBODY = (f"{_prefix()}.{host}" for host in (50, 51, 52, 53))
 PASSWORD = "Media-Reg-Secret-7"
 
 SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
