@@ -18,6 +18,7 @@ against the command line so a recycled PID is never killed).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import json
 import os
@@ -49,6 +50,7 @@ PACKAGES = {"kamailio": "kamailio", "sipp": "sip-tester"}
 TLS_MODULE = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")
 
 
+@functools.cache
 def ipv6_loopback() -> bool:
     """Whether ::1 can be bound (containers often run with IPv6 disabled)."""
     try:
