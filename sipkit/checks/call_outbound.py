@@ -12,7 +12,15 @@ from ..net.addresses import uri_host
 from ..normalize import normalize
 from ..report import CheckResult
 from .base import CheckContext
-from .calls import budget, ipv6_skip, judge_audio, local_ip_towards, place, tls_params
+from .calls import (
+    budget,
+    call_target,
+    ipv6_skip,
+    judge_audio,
+    local_ip_towards,
+    place,
+    tls_params,
+)
 
 ID = "call_outbound"
 TITLE = "Test call through the PBX"
@@ -36,8 +44,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     targets = ctx.answering_targets
     if not targets:
         return ctx.result(ID, "skip", "no PBX address answered")
-    # IPv4 first: the media engine has no IPv6 (a dual-stack PBX is still fully tested)
-    t = next((x for x in targets if ":" not in x.ip), targets[0])
+    t = call_target(targets)
     if skipped := ipv6_skip(ctx, ID, t.ip):
         return skipped
     tp = ";transport=tls" if t.transport == "tls" else ""

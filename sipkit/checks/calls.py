@@ -17,8 +17,14 @@ from ..media.model import (
 )
 from ..media.worker import NO_IPV6
 from ..report import CheckResult
-from .base import CheckContext
+from .base import CheckContext, Target
 from .sipio import tap_for
+
+
+def call_target(targets: list[Target]) -> Target:
+    """The first IPv4 target, else the first: the media engine has no IPv6, and a dual-stack
+    PBX should still get its test call."""
+    return next((t for t in targets if ":" not in t.ip), targets[0])
 
 
 def ipv6_skip(ctx: CheckContext, check_id: str, ip: str) -> CheckResult | None:
