@@ -196,4 +196,3 @@ def test_defaults_documented():
     assert (t.max_loss_pct, t.max_jitter_ms, t.min_mos) == (1.0, 30.0, 3.6)
     p = CallParams(target="sip:a@1.2.3.4")
     assert p.verify_tls is True and p.transport == "udp" and p.thresholds == t
-
