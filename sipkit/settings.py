@@ -24,10 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from .endpoint import SipEndpoint
 from .errors import FieldProblem, SettingsError
 from .net.addresses import parse_ip, split_hostport
 
-SECRET_FIELDS = frozenset({"pbx_password", "auth_password"})
+SECRET_FIELDS = frozenset({"pbx_password", "auth_password", "password"})
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -124,6 +125,9 @@ class CheckSettings(_Model):
 
 
 class Site(_Model):
+    """A PBX extension for a Mihu connector (``kind: pbx_extension``, the default)."""
+
+    kind: Literal["pbx_extension"] = "pbx_extension"
     agent_uuid: str
     phone_number: str
     registrar_server: str
@@ -209,9 +213,23 @@ class Site(_Model):
     def transport(self) -> str:
         return self.connection_type
 
+    def endpoints(self) -> list[SipEndpoint]:
+        """The registrar the connector registers to, as the signalling checks read it."""
+        return [SipEndpoint(
+            host=self.registrar_server, port=self.port, transport=self.connection_type,
+            username=self.username_extension, password=self.digest_password,
+            auth_username=self.auth_username, domain=self.registrar_server,
+            source_ip=self.check.source_ip, role="registrar", registers=True)]
+
+    def secrets(self) -> list[str]:
+        values = [self.pbx_password.get_secret_value()]
+        if self.auth_password is not None:
+            values.append(self.auth_password.get_secret_value())
+        return values
+
     def api_body(self) -> dict[str, Any]:
         """The create-connector request body, secrets revealed: for the API client only."""
-        body = self.model_dump(exclude={"check"}, exclude_none=True)
+        body = self.model_dump(exclude={"check", "kind"}, exclude_none=True)
         body["pbx_password"] = self.pbx_password.get_secret_value()
         if self.auth_password is not None:
             body["auth_password"] = self.auth_password.get_secret_value()
@@ -222,6 +240,114 @@ class Site(_Model):
         view = self.model_dump(exclude=set(SECRET_FIELDS) | {"check"}, mode="json")
         view["has_separate_credentials"] = self.auth_username is not None
         return view
+
+
+def _gateway(v: str | None) -> str | None:
+    """``host`` or ``host:port`` (IPv6 in brackets), no scheme: what providers publish."""
+    if v is None:
+        return v
+    v = v.strip()
+    if "://" in v or v.startswith(("sip:", "sips:")):
+        raise ValueError("must be a bare host name or IP address (optionally :port), "
+                         "without a scheme")
+    host, _ = split_hostport(v, 5060)
+    if not (is_hostname(host) or parse_ip(host)):
+        raise ValueError("must be a host name (letters, digits, dots, hyphens) or an IP, "
+                         "optionally with :port")
+    return v.rstrip(".").lower() if parse_ip(host) is None else v
+
+
+class TrunkCheckSettings(_Model):
+    """sipkit-only options for a trunk; never sent to the API."""
+
+    outbound_test_number: str | None = None  # only with it does sipkit place a (billable) call
+    call_seconds: float = Field(default=4.0, gt=0, le=60)
+    # auto: prove the credentials by a challenged OPTIONS, else a REGISTER if the provider
+    # offers registration; required: the provider expects REGISTER; never: do not send one.
+    registration: Literal["auto", "required", "never"] = "auto"
+    allow_private_registrar: bool = False
+    max_loss_pct: float = Field(default=1.0, ge=0, le=100)
+    max_jitter_ms: float = Field(default=30.0, ge=0)
+    min_mos: float = Field(default=3.6, ge=1, le=4.5)
+    ca_file: Path | None = None
+    nameserver: str | None = None
+    source_ip: str | None = None
+    realm: str | None = None  # the SIP domain of the account, when it is not the gateway
+
+    _source = field_validator("source_ip")(CheckSettings._source.__func__)
+
+
+class TrunkSite(_Model):
+    """A SIP trunk (``kind: sip_trunk``), for one of the three trunk APIs.
+
+    ``api`` picks the body: ``mihu`` (SIP-trunk connections), ``mihu_byo`` (external BYO
+    trunks under phone numbers) or ``sip_trunks`` (the ``/sip-trunks`` API of seed 003).
+    """
+
+    kind: Literal["sip_trunk"]
+    api: Literal["mihu", "mihu_byo", "sip_trunks"] = "mihu"
+    name: str = Field(min_length=1, max_length=255)
+    phone_number: str | None = None  # E.164; required by the Mihu APIs
+    gateway: str
+    port: int | None = Field(default=None, ge=1, le=65535)  # None: RFC 3263 decides
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    username: str | None = None
+    password: SecretStr | None = None
+    secondary_gateway: str | None = None
+    agent_uuid: str | None = None  # mihu: `trunk assign`; mihu_byo: required
+    channel: Literal["call"] = "call"
+    direction: Literal["inbound", "outbound", "both"] = "both"
+    check: TrunkCheckSettings = TrunkCheckSettings()
+
+    _gw = field_validator("gateway", "secondary_gateway")(classmethod(
+        lambda cls, v: _gateway(v)))
+    _uuid = field_validator("agent_uuid")(classmethod(
+        lambda cls, v: v if v is None else Site._uuid.__func__(cls, v)))
+    _user = field_validator("username")(Site._user.__func__)
+
+    @field_validator("phone_number")
+    @classmethod
+    def _e164(cls, v: str | None) -> str | None:
+        return v if v is None else Site._e164.__func__(cls, v)
+
+    @model_validator(mode="after")
+    def _rules(self) -> TrunkSite:
+        if self.api in ("mihu", "mihu_byo") and not self.phone_number:
+            raise ValueError(f"phone_number is required for api {self.api}")
+        if self.api == "mihu" and (not self.username or self.password is None):
+            raise ValueError("username and password are required for api mihu")
+        if self.api == "mihu_byo" and not self.agent_uuid:
+            raise ValueError("agent_uuid is required for api mihu_byo")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both username and password, or neither")
+        host, port = split_hostport(self.gateway, 0)
+        if port and self.port and port != self.port:
+            raise ValueError(f"gateway says port {port} but port is {self.port}")
+        return self
+
+    def _endpoint(self, value: str, role: str) -> SipEndpoint:
+        host, port = split_hostport(value, 0)
+        return SipEndpoint(
+            host=host.strip("[]"), port=port or self.port, transport=self.transport,
+            username=self.username, password=self.password, domain=self.check.realm,
+            source_ip=self.check.source_ip, role=role,  # type: ignore[arg-type]
+            registers={"auto": None, "required": True, "never": False}[self.check.registration])
+
+    def endpoints(self) -> list[SipEndpoint]:
+        """The gateway, then the secondary gateway when there is one."""
+        out = [self._endpoint(self.gateway, "gateway")]
+        if self.secondary_gateway:
+            out.append(self._endpoint(self.secondary_gateway, "secondary_gateway"))
+        return out
+
+    def secrets(self) -> list[str]:
+        return [self.password.get_secret_value()] if self.password is not None else []
+
+    def public_view(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"password", "check"}, mode="json")
+
+
+AnySite = Site | TrunkSite
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -240,6 +366,16 @@ _FIXES = {
     "auth_password": "set both auth_username and auth_password, or neither",
     "normalizer": "see README 'Number normalization' for the three fields",
     "check": "see README 'Site file' for the check: section",
+    "kind": "use pbx_extension (the default) or sip_trunk",
+    "api": "use one of: mihu, mihu_byo, sip_trunks (see README 'SIP trunks')",
+    "name": "give the trunk a label, e.g. name: telnyx-main",
+    "gateway": "give the provider's SIP host, e.g. sip.telnyx.com (or host:port)",
+    "secondary_gateway": "give the fallback SIP host, e.g. sip2.example.com, or remove it",
+    "username": "set the trunk's SIP username (and password)",
+    "password": "set the trunk's SIP password, e.g. password: ${TRUNK_PASSWORD}",
+    "transport": "use one of: udp, tcp, tls",
+    "channel": "use call",
+    "direction": "use one of: inbound, outbound, both",
 }
 
 
@@ -325,8 +461,10 @@ def load_site(
     path: str | Path | None,
     overrides: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-) -> Site:
-    """Read a YAML or JSON site file, expand ${VAR}, apply dotted overrides, validate."""
+) -> AnySite:
+    """Read a YAML or JSON site file, expand ${VAR}, apply dotted overrides, validate.
+
+    ``kind: sip_trunk`` makes it a TrunkSite; otherwise it is a PBX extension (Site)."""
     env = dict(os.environ) if env is None else env
     source = str(path) if path else "command-line flags"
     data: dict[str, Any] = {}
@@ -355,6 +493,8 @@ def load_site(
     if problems:
         raise SettingsError(source, problems)
     try:
+        if data.get("kind") == "sip_trunk":
+            return TrunkSite.model_validate(data)
         return Site.model_validate(data)
     except ValidationError as err:
         raise SettingsError(source, _problems_from(err)) from None

@@ -15,6 +15,8 @@ REGISTRY: dict[str, str] = {
     "transport": "transport",
     "tls": "tls",
     "register": "register",
+    "credentials": "credentials",
+    "secondary_gateway": "secondary_gateway",
     "allowed_ip": "allowed_ip",
     "normalizer": "normalizer",
     "call_inbound": "call_inbound",

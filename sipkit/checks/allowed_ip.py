@@ -17,6 +17,8 @@ from .sipio import Dialogless, open_target, server_of
 ID = "allowed_ip"
 TITLE = "Source IP seen by the cloud"
 DEPENDS = ("transport",)
+KINDS = ("pbx_extension",)
+NOT_FOR = {"sip_trunk": "a SIP trunk has no allowed_ip"}
 AFTER = ("register",)  # for the fallback: the address the PBX saw in its REGISTER answer
 PROBES = 3
 
@@ -44,7 +46,7 @@ async def _seen_from(ctx: CheckContext, target: Target) -> dict:
 async def run(ctx: CheckContext) -> CheckResult:
     site = ctx.site
     if site.setup_mode == "outbound":
-        return ctx.result(ID, "skip", "setup_mode is outbound: the connector accepts no inbound "
+        return ctx.result("skip", "setup_mode is outbound: the connector accepts no inbound "
                           "calls, allowed_ip is not used")
     lookup = await connector_server(ctx)
     if lookup.target is None:
@@ -59,7 +61,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     if not answered:
         err = probes[0].get("error")
         seen = _pbx_view(ctx)
-        return ctx.result(ID, "fail", f"the SIP connector server {target.hostport} "
+        return ctx.result("fail", f"the SIP connector server {target.hostport} "
                           f"({target.transport.upper()}) does not answer from here: {err}"
                           + (f"; the PBX sees this site as {seen}" if seen else ""),
                           f"allow outbound {target.transport.upper()} {target.port} to "
@@ -68,12 +70,11 @@ async def run(ctx: CheckContext) -> CheckResult:
     details["seen_ips"] = seen
     status, summary, hint = verdict(site.allowed_ip, seen, any(p["reflected"] for p in answered),
                                     {t.ip for t in ctx.targets}, target.hostport)
-    return ctx.result(ID, status, summary, hint, **details)
+    return ctx.result(status, summary, hint, **details)
 
 
 def _pbx_view(ctx: CheckContext) -> str | None:
-    reg = ctx.results.get("register")
-    seen = reg.details.get("seen_as") if reg is not None else None
+    seen = ctx.facts.seen_as
     return split_hostport(seen, 0)[0] if seen else None
 
 
@@ -82,13 +83,13 @@ def _fallback(ctx: CheckContext, why: str) -> CheckResult:
     seen = _pbx_view(ctx)
     allowed = ctx.site.allowed_ip
     if seen is None:
-        return ctx.result(ID, "skip", why)
+        return ctx.result("skip", why)
     if address_kind(seen) and not address_kind(allowed):
         # the PBX is on the LAN: it saw the private address, which says nothing about the WAN
-        return ctx.result(ID, "skip", f"{why}; the PBX sees this site as {seen}, a LAN "
+        return ctx.result("skip", f"{why}; the PBX sees this site as {seen}, a LAN "
                           "address, which tells nothing about the public one", pbx_seen_as=seen)
     same = seen == allowed
-    return ctx.result(ID, "warn", f"{why}; the PBX sees this site as {seen}"
+    return ctx.result("warn", f"{why}; the PBX sees this site as {seen}"
                       + (" = allowed_ip" if same else f", not allowed_ip {allowed}"),
                       "run again with the connector server known (SIPKIT_API_URL, or "
                       "check.connector_server) to measure what the cloud sees",

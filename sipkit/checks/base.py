@@ -1,7 +1,9 @@
 """The one check signature (DESIGN.md §3), like blackbox_exporter's ProbeFn.
 
-A check module defines ``ID``, ``TITLE``, ``DEPENDS`` and ``async def run(ctx) -> CheckResult``.
-It never prints; it returns evidence. Helpers here build results so every check reads alike.
+A check module defines ``ID``, ``TITLE``, ``DEPENDS`` and ``async def run(ctx) -> CheckResult``;
+optionally ``KINDS`` (the target kinds it applies to, default all), ``AFTER`` (a soft order) and
+``BUDGET``. It never prints; it returns evidence, and publishes what later checks need as typed
+``Facts``. The runner owns each result's id and timing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 from ..net.target import Target  # noqa: F401  (re-exported: checks speak of Targets)
 from ..redact import Redactor, redact_text
 from ..report import CheckResult, Evidence, Status
-from ..settings import Site
+from ..endpoint import SipEndpoint
+from ..settings import AnySite
+
+ALL_KINDS = ("pbx_extension", "sip_trunk")
 
 
 @dataclass(frozen=True)
@@ -30,33 +35,60 @@ class RunOptions:
     t1: float = 0.5  # RFC 3261 T1; probes may shorten it on loopback
     samples: int = 3  # OPTIONS RTT samples per address
     pcap: Path | None = None
+    # The Mihu API (sipkit.mihu.config.ApiSettings), loaded once with the other settings:
+    # connector_server: auto, --create and the post-creation checks read it.
+    api: Any = None
+
+
+@dataclass
+class Facts:
+    """What a check learnt that later checks read: typed, never JSON details read back.
+
+    Each field is written by one check (named beside it) and read only by checks that depend
+    on, or run AFTER, that check.
+    """
+
+    targets: list[Target] | None = None  # dns: addresses to try, best first
+    answering: list[Target] | None = None  # transport: those that answered SIP
+    server_header: str | None = None  # transport/register: Server or User-Agent seen
+    seen_as: str | None = None  # register: our address as the PBX saw it (received/rport)
+    registered: bool | None = None  # register: the authenticated REGISTER got a 2xx
 
 
 @dataclass
 class CheckContext:
-    site: Site
+    endpoint: SipEndpoint  # what the signalling checks read
     options: RunOptions
-    results: dict[str, CheckResult]  # results of the checks this one depends on
     redactor: Redactor
+    site: AnySite | None = None  # the whole target (a probe has none)
+    results: dict[str, CheckResult] = field(default_factory=dict)  # prerequisites' results
+    facts: Facts = field(default_factory=Facts)
     recorder: Any = None  # a sipkit.pcap.PcapRecorder with --pcap
     started: float = field(default_factory=time.monotonic)
     evidence: list[Evidence] = field(default_factory=list)
 
+    @classmethod
+    def for_site(cls, site: AnySite, options: RunOptions, redactor: Redactor | None = None,
+                 **kw: Any) -> CheckContext:
+        """A context on the site's first endpoint (the registrar, or a trunk's gateway)."""
+        return cls(endpoint=site.endpoints()[0], site=site, options=options,
+                   redactor=redactor or Redactor(site.secrets()), **kw)
+
+    @property
+    def kind(self) -> str:
+        return self.site.kind if self.site is not None else "probe"
+
     # -- facts produced by earlier checks ---------------------------------------------
     @property
     def targets(self) -> list[Target]:
-        dns = self.results.get("dns")
-        rows = dns.details.get("targets", []) if dns else []
-        return [Target(**row) for row in rows]
+        return list(self.facts.targets or [])
 
     @property
     def answering_targets(self) -> list[Target]:
         """Targets the transport check reached, best first; all targets if it did not run."""
-        tr = self.results.get("transport")
-        if tr is None:
+        if self.facts.answering is None:
             return self.targets
-        ok = [row["target"] for row in tr.details.get("addresses", []) if row.get("reachable")]
-        return [Target(**row) for row in ok]
+        return list(self.facts.answering)
 
     # -- evidence ---------------------------------------------------------------------
     def elapsed_ms(self) -> float:
@@ -76,8 +108,9 @@ class CheckContext:
         """A wall-clock time (a tap's ``ts``) as milliseconds since this check started."""
         return round((wall - time.time() + time.monotonic() - self.started) * 1000, 2)
 
-    def result(self, check_id: str, status: Status, summary: str, hint: str | None = None,
+    def result(self, status: Status, summary: str, hint: str | None = None,
                **details: Any) -> CheckResult:
-        return CheckResult(id=check_id, status=status, summary=summary, hint=hint,
+        """The check's verdict; the runner sets its id and duration."""
+        return CheckResult(id="", status=status, summary=summary, hint=hint,
                            duration_ms=self.elapsed_ms(), details=details,
                            evidence=list(self.evidence))

@@ -16,18 +16,20 @@ from .cloud import connector_server
 ID = "call_inbound"
 TITLE = "Test call to the connector"
 DEPENDS = ("allowed_ip",)
+KINDS = ("pbx_extension",)
+NOT_FOR = {"sip_trunk": "a trunk's inbound calls come from the provider, not from this site"}
 BUDGET = budget
 
 
 async def run(ctx: CheckContext) -> CheckResult:
     site = ctx.site
     if site.setup_mode == "outbound":
-        return ctx.result(ID, "skip", "setup_mode is outbound: no inbound calls")
+        return ctx.result("skip", "setup_mode is outbound: no inbound calls")
     lookup = await connector_server(ctx)
     if lookup.target is None:
-        return ctx.result(ID, "skip", lookup.reason or "no connector server address")
+        return ctx.result("skip", lookup.reason or "no connector server address")
     t = lookup.target
-    if skipped := ipv6_skip(ctx, ID, t.ip):
+    if skipped := ipv6_skip(ctx, t.ip):
         return skipped
     uri = f"sip:{site.phone_number}@{t.hostport}" + (";transport=tls" if t.transport == "tls"
                                                         else "")
@@ -38,29 +40,29 @@ async def run(ctx: CheckContext) -> CheckResult:
     r = await place(ctx, params, t.ip)
     details = {"target": uri}
     if r.status == "answered":
-        return judge_audio(ctx, ID, r, f"call to {site.phone_number} at {t.hostport}", **details)
+        return judge_audio(ctx, r, f"call to {site.phone_number} at {t.hostport}", **details)
     if r.status == "rejected" and r.code == 403:
         from ..mihu.lookup import connector_exists
 
-        exists = await connector_exists(site.phone_number)
+        exists = await connector_exists(ctx.options.api, site.phone_number)
         if exists:
-            return ctx.result(ID, "fail", f"the connector server refused the call from "
+            return ctx.result("fail", f"the connector server refused the call from "
                               f"{params.local_ip} (403 {r.reason}) although the connector "
                               "exists", "allowed_ip does not match this site's address: see "
                               "the allowed_ip check", call=r.model_dump(), **details)
-        return ctx.result(ID, "warn", f"the connector server {t.hostport} is reachable but "
+        return ctx.result("warn", f"the connector server {t.hostport} is reachable but "
                           f"does not allow this site yet (403 {r.reason})",
                           "expected before the connector exists: create it with "
                           "`sipkit check --create`, which calls again afterwards",
                           call=r.model_dump(), **details)
     if r.status == "rejected":
-        return ctx.result(ID, "fail", f"the connector server answered {r.code} {r.reason}",
+        return ctx.result("fail", f"the connector server answered {r.code} {r.reason}",
                           "see -v; if it persists, send the JSON report to Mihu support",
                           call=r.model_dump(), **details)
     if r.status == "no_answer":
-        return ctx.result(ID, "fail", f"no answer to the INVITE from {t.hostport}",
+        return ctx.result("fail", f"no answer to the INVITE from {t.hostport}",
                           "INVITEs from this site do not reach the connector server, or its "
                           "answers do not come back: check the firewall for "
                           f"{t.transport.upper()} {t.port}", call=r.model_dump(), **details)
-    return ctx.result(ID, "error", f"the test call could not run: {r.error}",
+    return ctx.result("error", f"the test call could not run: {r.error}",
                       "report this with the -v --json output", call=r.model_dump(), **details)

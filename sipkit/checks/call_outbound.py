@@ -25,6 +25,8 @@ from .calls import (
 ID = "call_outbound"
 TITLE = "Test call through the PBX"
 DEPENDS = ("register",)
+KINDS = ("pbx_extension",)
+NOT_FOR = {"sip_trunk": "the trunk's own test call is the trunk_call check"}
 BUDGET = budget
 
 _MEANING = {404: "the PBX does not know this number", 484: "the number is incomplete for "
@@ -36,16 +38,16 @@ _MEANING = {404: "the PBX does not know this number", 484: "the number is incomp
 async def run(ctx: CheckContext) -> CheckResult:
     site = ctx.site
     if site.setup_mode == "inbound":
-        return ctx.result(ID, "skip", "setup_mode is inbound: no outbound calls")
+        return ctx.result("skip", "setup_mode is inbound: no outbound calls")
     raw = site.check.outbound_test_number
     if not raw:
-        return ctx.result(ID, "skip", "no check.outbound_test_number in the site file")
+        return ctx.result("skip", "no check.outbound_test_number in the site file")
     number = normalize(raw, site.normalizer).result if site.normalizer else raw
     targets = ctx.answering_targets
     if not targets:
-        return ctx.result(ID, "skip", "no PBX address answered")
+        return ctx.result("skip", "no PBX address answered")
     t = call_target(targets)
-    if skipped := ipv6_skip(ctx, ID, t.ip):
+    if skipped := ipv6_skip(ctx, t.ip):
         return skipped
     tp = ";transport=tls" if t.transport == "tls" else ""
     params = CallParams(
@@ -59,19 +61,19 @@ async def run(ctx: CheckContext) -> CheckResult:
     details = {"number": number, "raw_number": raw, "target": params.target}
     shown = f"{raw} → {number}" if number != raw else number
     if r.status == "answered":
-        return judge_audio(ctx, ID, r, f"the PBX connected {shown}", **details)
+        return judge_audio(ctx, r, f"the PBX connected {shown}", **details)
     if r.status == "rejected":
         meaning = _MEANING.get(r.code or 0, "the PBX refused the call")
-        return ctx.result(ID, "fail", f"the PBX rejected {shown} with {r.code} {r.reason}: "
+        return ctx.result("fail", f"the PBX rejected {shown} with {r.code} {r.reason}: "
                           f"{meaning}", "fix the connector's normalizer so numbers reach the "
                           "PBX in the form its dial plan expects (`sipkit normalize --explain`)"
                           if r.code in (404, 484) else "check the PBX's outbound routes and "
                           "the extension's permissions", call=r.model_dump(), **details)
     if r.status == "no_answer":
-        return ctx.result(ID, "fail", f"no answer from the PBX for {shown}",
+        return ctx.result("fail", f"no answer from the PBX for {shown}",
                           "the PBX or its trunk does not answer: check its logs",
                           call=r.model_dump(), **details)
-    return ctx.result(ID, "fail" if r.registration else "error",
+    return ctx.result("fail" if r.registration else "error",
                       f"the test call could not run: {r.error}",
                       "the registration failed for the media engine although the register "
                       "check passed: compare with -v" if r.registration else

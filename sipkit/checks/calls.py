@@ -27,11 +27,11 @@ def call_target(targets: list[Target]) -> Target:
     return next((t for t in targets if ":" not in t.ip), targets[0])
 
 
-def ipv6_skip(ctx: CheckContext, check_id: str, ip: str) -> CheckResult | None:
+def ipv6_skip(ctx: CheckContext, ip: str) -> CheckResult | None:
     """IPv6 targets: a skip that says why (the media engine cannot), not a failed call."""
     if ":" not in ip:
         return None
-    return ctx.result(check_id, "skip", f"{NO_IPV6}; the signalling checks cover IPv6",
+    return ctx.result("skip", f"{NO_IPV6}; the signalling checks cover IPv6",
                       "if the server also has an IPv4 address, run the calls against it "
                       "(--set registrar_server=<that address>)")
 
@@ -121,17 +121,17 @@ WARNINGS = {  # verdict: (what, fix) — the call worked, something is off
 }
 
 
-def judge_audio(ctx: CheckContext, check_id: str, r: CallResult, summary: str, **details):
+def judge_audio(ctx: CheckContext, r: CallResult, summary: str, **details):
     details = {**details, "call": r.model_dump()}
     hard = [v for v in r.verdicts if v in ("no_audio", "one_way_audio")]
     if hard:
         key = "no_audio" if hard[0] == "no_audio" else (r.one_way_missing or "rx")
         words, fix = AUDIO_PROBLEMS[key]
-        return ctx.result(check_id, "fail", f"{summary}: {words} ({media_summary(r)})", fix,
+        return ctx.result("fail", f"{summary}: {words} ({media_summary(r)})", fix,
                           **details)
     soft = [WARNINGS[v] for v in r.verdicts if v in WARNINGS]
     if soft:
         fixes = "; ".join(dict.fromkeys(fix for _, fix in soft))
-        return ctx.result(check_id, "warn", f"{summary}: {media_summary(r)}; "
+        return ctx.result("warn", f"{summary}: {media_summary(r)}; "
                           + "; ".join(words for words, _ in soft), fixes, **details)
-    return ctx.result(check_id, "pass", f"{summary}: {media_summary(r)}", **details)
+    return ctx.result("pass", f"{summary}: {media_summary(r)}", **details)

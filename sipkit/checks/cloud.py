@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ..net.addresses import parse_ip, split_hostport
@@ -24,13 +23,15 @@ async def connector_server(ctx: CheckContext) -> ServerLookup:
     source = "site file"
     if value == "auto":
         source = "api"
-        if not os.environ.get("SIPKIT_API_URL"):
+        api = ctx.options.api
+        if api is None or not api.configured:
             return ServerLookup(None, source, "check.connector_server is auto but the Mihu API "
-                                "is not configured: set SIPKIT_API_URL and SIPKIT_API_TOKEN, or "
-                                "give the server's address in check.connector_server")
+                                "is not configured: give --api-url and --token-file (or "
+                                "SIPKIT_API_URL and SIPKIT_API_TOKEN), or the server's address "
+                                "in check.connector_server")
         from ..mihu.lookup import assigned_server  # lazy: httpx only when needed
 
-        value, reason = await assigned_server()
+        value, reason = await assigned_server(api)
         if value is None:
             return ServerLookup(None, source, reason)
     host, port = split_hostport(value, default_port)

@@ -81,9 +81,10 @@ def _answers_text(res: Resolution) -> str:
     return "; ".join(parts)
 
 
-def judge(res: Resolution, *, port: int, allow_private: bool, timeout: float = 0.0
+def judge(res: Resolution, *, port: int | None, allow_private: bool, timeout: float = 0.0
           ) -> Verdict:
-    """The dns verdict for a resolution of registrar_server with the site's port."""
+    """The dns verdict for a resolution of the endpoint's host with its port (None: the
+    port came from RFC 3263, NAPTR → SRV, as a trunk gateway without a port has it)."""
     host = res.host
     addresses = res.addresses
     failed = [lk for lk in res.lookups if lk.outcome in _BROKEN]
@@ -148,7 +149,12 @@ def judge(res: Resolution, *, port: int, allow_private: bool, timeout: float = 0
 
     # 3. What the domain advertises vs the configured port (advisory SRV, RFC 3263 §4.2).
     srv_ports = res.srv_ports
-    if srv_ports and port not in srv_ports:
+    if port is None:
+        if res.targets:
+            t = res.targets[0]
+            notes.append(f"RFC 3263 chose {t.transport.upper()} port {t.port}"
+                         + (" from SRV" if res.srv else " (no SRV: the default port)"))
+    elif srv_ports and port not in srv_ports:
         names = sorted({s.name for s in res.srv if s.target != "."})
         warnings.append((
             f"DNS SRV {_plural([n.rstrip('.') for n in names])} advertises port "
@@ -176,21 +182,24 @@ def judge(res: Resolution, *, port: int, allow_private: bool, timeout: float = 0
 
 
 async def run(ctx: CheckContext) -> CheckResult:
-    site = ctx.site
-    host, port, transport = site.registrar_server, site.port, site.connection_type
+    ep = ctx.endpoint
+    host, port, transport = ep.host, ep.port, ep.transport
     try:
-        # The site's port is explicit (the connector gets host and port): A/AAAA decide,
-        # NAPTR/SRV are asked alongside only to compare ports. See the module docstring.
-        res = await resolve_sip(host, transport=transport, port=port, explicit_port=True,
+        # An explicit port (a connector always has one): A/AAAA decide, NAPTR/SRV are asked
+        # alongside only to compare ports. No port (a trunk gateway): the full RFC 3263 chain
+        # decides, as the connector's SIP stack will. See the module docstring.
+        res = await resolve_sip(host, transport=transport, port=port or ep.default_port,
+                                explicit_port=ep.explicit_port,
                                 nameserver=ctx.options.nameserver, timeout=ctx.options.timeout,
-                                advisory_srv=True)
+                                advisory_srv=ep.explicit_port)
     except NameserverError as exc:
-        return ctx.result(ID, "fail", str(exc), "pass --nameserver as IP or IP:PORT, "
+        return ctx.result("fail", str(exc), "pass --nameserver as IP or IP:PORT, "
                           "e.g. --nameserver 127.0.0.1:5353")
     for lk in res.lookups:
         ctx.record("dns", lk.text(), text="\n".join(lk.answers) or None, peer=res.server)
-    v = judge(res, port=port, allow_private=site.check.allow_private_registrar,
-              timeout=ctx.options.timeout)
+    allow_private = bool(ctx.site and ctx.site.check.allow_private_registrar)
+    v = judge(res, port=port, allow_private=allow_private, timeout=ctx.options.timeout)
+    ctx.facts.targets = list(res.targets)
     details = {
         "source": res.source,
         "targets": [t.as_dict() for t in res.targets],
@@ -198,10 +207,10 @@ async def run(ctx: CheckContext) -> CheckResult:
         "lookup_ms": res.ms,
         "nameserver": res.server,
         "port": port,
-        "explicit_port": True,
+        "explicit_port": ep.explicit_port,
         "srv": [s.as_dict() for s in res.srv],
         "srv_ports": res.srv_ports,
         "naptr": [n.as_dict() for n in res.naptr],
         **v.facts,
     }
-    return ctx.result(ID, v.status, v.summary, v.hint, **details)
+    return ctx.result(v.status, v.summary, v.hint, **details)

@@ -22,6 +22,8 @@ from .base import CheckContext
 ID = "normalizer"
 TITLE = "Number rules"
 DEPENDS = ("config",)
+KINDS = ("pbx_extension",)
+NOT_FOR = {"sip_trunk": "a trunk has no connector normalizer"}
 
 _HINT_FIX = ("fix the normalizer in the site file (README 'Number normalization' defines the "
              "three fields); `sipkit normalize --explain NUMBER -c SITE` shows each step")
@@ -72,7 +74,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     site = ctx.site
     rule = site.normalizer
     if not is_set(rule):
-        return ctx.result(ID, "skip", "no normalizer in the site file: numbers pass unchanged")
+        return ctx.result("skip", "no normalizer in the site file: numbers pass unchanged")
     region = region_of(site.phone_number)
     ctx.note(f"rule: {describe(rule)}")
     previews, bad = [], []
@@ -90,27 +92,27 @@ async def run(ctx: CheckContext) -> CheckResult:
                "previews": previews}
     shown = ", ".join(f"{p['original']} → {p['result']}" for p in previews)
     if bad:
-        return ctx.result(ID, "fail", f"not a phone number: {', '.join(bad)}",
+        return ctx.result("fail", f"not a phone number: {', '.join(bad)}",
                           "write the number with digits (and an optional leading +) only",
                           **details)
     problems = rule_problems(rule)
     if problems:
-        return ctx.result(ID, "fail", "the rule never changes a number: " + "; ".join(problems),
+        return ctx.result("fail", "the rule never changes a number: " + "; ".join(problems),
                           _HINT_FIX, problems=problems, **details)
     invalid = [p for p in previews if p["valid"] is False]
     notes = rule_notes(rule)
     if invalid:
         words = ", ".join(f"{p['result']} ({p['sample']})" for p in invalid)
-        return ctx.result(ID, "warn", f"{shown}; not a valid {region} number: {words}",
+        return ctx.result("warn", f"{shown}; not a valid {region} number: {words}",
                           "check default_prefix and the conditions against the PBX's dial "
                           "plan (an outside-line prefix such as 9 is expected to look "
                           "invalid here); " + _HINT_FIX.split("; ", 1)[1],
                           notes=notes, **details)
     if notes:
-        return ctx.result(ID, "warn", f"{shown}; " + "; ".join(notes), _HINT_FIX, notes=notes,
+        return ctx.result("warn", f"{shown}; " + "; ".join(notes), _HINT_FIX, notes=notes,
                           **details)
     untouched = [p["sample"] for p in previews if p["sample"] == "outbound_test_number"
                  and not p["applied"]]
     tail = " (the rule does not change the test number)" if untouched else ""
     judged = f" (valid {region} numbers)" if region else ""
-    return ctx.result(ID, "pass", f"{shown}{judged}{tail}", **details)
+    return ctx.result("pass", f"{shown}{judged}{tail}", **details)

@@ -24,6 +24,8 @@ from .sipio import Dialogless, open_target, server_of
 ID = "register"
 TITLE = "Registration"
 DEPENDS = ("transport",)
+KINDS = ("pbx_extension",)
+NOT_FOR = {"sip_trunk": "a trunk's credentials are proven by the credentials check"}
 REQUESTED_EXPIRES = 60
 
 
@@ -31,32 +33,31 @@ class _Flow:
     """One registration attempt against one target; collects facts for the report."""
 
     def __init__(self, ctx: CheckContext, conn, target: Target):
-        site = ctx.site
+        ep = ctx.endpoint
         self.ctx, self.conn, self.target = ctx, conn, target
-        self.d = Dialogless(conn, target, user=site.username_extension,
-                            domain=site.registrar_server)
+        self.d = Dialogless(conn, target, user=ep.username, domain=ep.sip_domain)
         self.auth_attempts = 0
         self.token = secrets.token_hex(4)
         lip, lport = conn.local[0], conn.local[1]
         # A URI parameter marks our binding, so un-register removes exactly this one.
-        self.contact_uri = (f"sip:{site.username_extension}@{hostport(lip, lport)};"
+        self.contact_uri = (f"sip:{ep.username}@{hostport(lip, lport)};"
                             f"transport={conn.transport};sipkit={self.token}")
-        self.ruri = f"sip:{uri_host(site.registrar_server)}" + (f":{site.port}" if site.port not in
-                                                      (5060, 5061) else "")
+        self.ruri = f"sip:{uri_host(ep.sip_domain)}" + (
+            f":{ep.port}" if ep.port not in (None, 5060, 5061) else "")
         self.last_challenge = None
         self.nc = 0
 
     def request(self, expires: int, auth: tuple[str, str] | None = None) -> Request:
         extra = [auth] if auth else []
-        return self.d.build("REGISTER", self.ruri, to_user=self.ctx.site.username_extension,
+        return self.d.build("REGISTER", self.ruri, to_user=self.ctx.endpoint.username,
                             contact=f"<{self.contact_uri}>", expires=expires, extra=extra)
 
     def authorize(self, req_expires: int) -> Request:
         ch = self.last_challenge
         self.nc += 1
-        site = self.ctx.site
-        header = authorization(ch, method="REGISTER", uri=self.ruri, username=site.digest_username,
-                               password=site.digest_password.get_secret_value(), nc=self.nc)
+        ep = self.ctx.endpoint
+        header = authorization(ch, method="REGISTER", uri=self.ruri, username=ep.digest_username,
+                               password=ep.password.get_secret_value(), nc=self.nc)
         return self.request(req_expires, header)
 
     async def send(self, req: Request):
@@ -127,17 +128,18 @@ def _challenge_facts(challenges) -> dict:
             "header": challenges[0].header}
 
 
-async def _register(ctx: CheckContext, target: Target) -> CheckResult:
-    site = ctx.site
+async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
+    """The registration flow against one target: the public core the probers share."""
+    ep = ctx.endpoint
     async with open_target(ctx, target, verify=False) as conn:
         flow = _Flow(ctx, conn, target)
-        details: dict = {"target": target.as_dict(), "digest_username": site.digest_username,
+        details: dict = {"target": target.as_dict(), "digest_username": ep.digest_username,
                          "requested_expires": REQUESTED_EXPIRES}
 
         def done(status, summary, hint=None, **more):
             details["authenticated_attempts"] = flow.auth_attempts
             details.update(more)
-            return ctx.result(ID, status, summary, hint, **details)
+            return ctx.result(status, summary, hint, **details)
 
         # 1. no credentials: expect a challenge
         first_req = flow.request(REQUESTED_EXPIRES)
@@ -164,7 +166,7 @@ async def _register(ctx: CheckContext, target: Target) -> CheckResult:
             return done("warn", "the registrar accepted REGISTER without any credentials",
                         "the PBX registers anyone to this extension: require authentication")
         else:
-            return _classify_failure(done, resp, site, before_auth=True)
+            return _classify_failure(done, resp, ep, before_auth=True)
 
         # 2. exactly one authenticated REGISTER
         req = flow.authorize(REQUESTED_EXPIRES)
@@ -196,12 +198,14 @@ async def _register(ctx: CheckContext, target: Target) -> CheckResult:
                         "address (fail2ban / pike); wait and check its security log")
         details["final_status"] = resp.status
         if not 200 <= resp.status < 300:
-            return _classify_failure(done, resp, site, before_auth=False)
+            return _classify_failure(done, resp, ep, before_auth=False)
 
         expires, others, ours = _our_binding(resp, flow.token)
         path = _path_facts(req, resp, conn.local, flow.contact_uri, ours)
         removed = await _unregister(flow, expires)
-        summary = (f"registered {site.digest_username}@{uri_host(site.registrar_server)} "
+        ctx.facts.registered = True
+        ctx.facts.seen_as = path.get("seen_as")
+        summary = (f"registered {ep.digest_username}@{uri_host(ep.sip_domain)} "
                    f"(realm {details['challenge']['realm']}, "
                    f"{details['challenge']['chosen_algorithm']}); granted "
                    f"{expires if expires is not None else '?'} s")
@@ -215,7 +219,7 @@ async def _register(ctx: CheckContext, target: Target) -> CheckResult:
                           "disable the SIP ALG / SIP helper on the router or firewall between "
                           "this site and the PBX"))
         if others:
-            warns.append((f"extension {site.username_extension} has {len(others)} other "
+            warns.append((f"extension {ep.username} has {len(others)} other "
                           "registered device(s)",
                           "calls to this extension will also ring those devices: give the "
                           "connector an extension of its own"))
@@ -246,9 +250,9 @@ async def _unregister(flow: _Flow, expires: int | None) -> bool:
     return ex.final is not None and 200 <= ex.final.status < 300
 
 
-def _classify_failure(done, resp: Response, site, before_auth: bool) -> CheckResult:
+def _classify_failure(done, resp: Response, ep, before_auth: bool) -> CheckResult:
     code = f"{resp.status} {resp.reason}"
-    who = f"{site.digest_username}@{uri_host(site.registrar_server)}"
+    who = f"{ep.digest_username}@{uri_host(ep.sip_domain)}"
     if resp.status in (401, 407):
         return done("fail", f"{code} again after authenticating: wrong password or realm for {who}",
                     "check pbx_password (and auth_username if the PBX uses a separate auth "
@@ -261,8 +265,8 @@ def _classify_failure(done, resp: Response, site, before_auth: bool) -> CheckRes
                     "check the PBX allows registrations from this address"
                     + ("" if before_auth else "; sipkit stopped after one attempt"))
     if resp.status == 404:
-        return done("fail", f"{code}: extension {site.username_extension} does not exist on "
-                    f"{site.registrar_server}",
+        return done("fail", f"{code}: extension {ep.username} does not exist on "
+                    f"{ep.sip_domain}",
                     "create the extension on the PBX, or fix username_extension / the domain")
     if resp.status in (429, 503):
         after = resp.headers.get("Retry-After")
@@ -279,9 +283,9 @@ def _classify_failure(done, resp: Response, site, before_auth: bool) -> CheckRes
 async def run(ctx: CheckContext) -> CheckResult:
     targets = [t for t in ctx.answering_targets]
     if not targets:
-        return ctx.result(ID, "skip", "no address answered in the transport check")
+        return ctx.result("skip", "no address answered in the transport check")
     try:
-        return await _register(ctx, targets[0])
+        return await attempt(ctx, targets[0])
     except (TimeoutError, ConnectionError, OSError) as exc:
-        return ctx.result(ID, "fail", f"connection lost during REGISTER: {exc or type(exc).__name__}",
+        return ctx.result("fail", f"connection lost during REGISTER: {exc or type(exc).__name__}",
                           "re-run; if it repeats, the PBX or a firewall cuts the connection")

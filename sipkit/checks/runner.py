@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable
 from ..errors import UsageError
 from ..redact import Redactor
 from ..report import CheckResult, Report
-from ..settings import Site
+from ..settings import AnySite
 from . import REGISTRY, load
-from .base import CheckContext, RunOptions
+from .base import ALL_KINDS, CheckContext, Facts, RunOptions
+
+KIND_WORDS = {"pbx_extension": "a PBX extension", "sip_trunk": "a SIP trunk"}
 
 # on_event(check_id, "start" | "done", result_or_None); used for live progress.
 EventFn = Callable[[str, str, CheckResult | None], None]
@@ -50,19 +52,29 @@ def _closure(cid: str, soft: bool = False) -> set[str]:
     return out
 
 
-def secrets_of(site: Site) -> list[str]:
-    values = [site.pbx_password.get_secret_value()]
-    if site.auth_password is not None:
-        values.append(site.auth_password.get_secret_value())
-    return values
+def secrets_of(site: AnySite) -> list[str]:
+    return site.secrets()
 
 
-async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
+def not_for_kind(mod, kind: str) -> str | None:
+    """Why a check does not apply to this target kind (None: it applies)."""
+    kinds = getattr(mod, "KINDS", ALL_KINDS)
+    if kind in kinds:
+        return None
+    why = getattr(mod, "NOT_FOR", {}).get(kind)
+    return f"not for {KIND_WORDS.get(kind, kind)}" + (f": {why}" if why else "")
+
+
+async def run_checks(site: AnySite, options: RunOptions, only: Iterable[str] = (),
                      skip: Iterable[str] = (), on_event: EventFn | None = None,
-                     redactor: Redactor | None = None, recorder=None) -> Report:
+                     redactor: Redactor | None = None, recorder=None,
+                     facts: Facts | None = None) -> Report:
+    """Run the checks on ``site``'s first endpoint (a trunk's secondary gateway has a check
+    of its own). ``facts`` lets a re-run (after --create) start from what a run learnt."""
     ids, skipped = select(only, skip)
     modules = {cid: load(cid) for cid in ids}  # import up front: no check pays for another's
     redactor = redactor or Redactor(secrets_of(site))
+    facts = facts if facts is not None else Facts()
     started = time.monotonic()
     report = Report(target=site.public_view(),
                     options={"insecure": options.insecure, "timeout_s": options.timeout,
@@ -74,6 +86,9 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
         mod = modules[cid]
         if cid in skipped:
             return CheckResult(id=cid, status="skip", summary="skipped on request (--skip)")
+        why_not = not_for_kind(mod, site.kind)
+        if why_not:
+            return CheckResult(id=cid, status="skip", summary=why_not)
         direct: dict[str, CheckResult] = {}
         for dep in mod.DEPENDS:
             if dep in futures:
@@ -91,21 +106,26 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
         # A check sees every prerequisite's result, direct or not (all are done by now).
         seen = {d: futures[d].result() for d in _closure(cid, soft=True)
                 if d in futures and futures[d].done()}
-        ctx = CheckContext(site=site, options=options, results=seen, redactor=redactor,
-                           recorder=recorder)
+        ctx = CheckContext.for_site(site, options, redactor, results=seen, recorder=recorder,
+                                    facts=facts)
+        t0 = time.monotonic()
         try:
             # A hard cap so one stuck peer cannot hang the run; checks keep their own,
             # shorter timeouts per exchange.
-            return await asyncio.wait_for(mod.run(ctx), timeout=mod_budget(mod, options, site))
+            result = await asyncio.wait_for(mod.run(ctx), timeout=mod_budget(mod, options, site))
         except TimeoutError:
-            return ctx.result(cid, "error", "the check did not finish in time",
-                              "re-run with -v; if it repeats, report it with the JSON output")
+            result = ctx.result("error", "the check did not finish in time",
+                                "re-run with -v; if it repeats, report it with the JSON output")
         except Exception as exc:  # a sipkit bug: keep the run going, say so, no secrets
             tb = redactor("".join(traceback.format_exception(exc)))
             if options.verbose:
                 ctx.note("traceback", tb)
-            return ctx.result(cid, "error", redactor(f"sipkit error: {type(exc).__name__}: {exc}"),
-                              "this is a bug in sipkit: please report it with the -v --json output")
+            result = ctx.result("error", redactor(f"sipkit error: {type(exc).__name__}: {exc}"),
+                                "this is a bug in sipkit: please report it with the -v --json "
+                                "output")
+        # The runner owns the id and the timing: a check cannot misname or mistime itself.
+        return result.model_copy(update={"id": cid,
+                                         "duration_ms": round((time.monotonic() - t0) * 1000, 2)})
 
     async def wrapped(cid: str) -> None:
         result = await one(cid)
@@ -118,7 +138,7 @@ async def run_checks(site: Site, options: RunOptions, only: Iterable[str] = (),
     return report.finish((time.monotonic() - started) * 1000)
 
 
-def mod_budget(mod, options: RunOptions, site: Site) -> float:
+def mod_budget(mod, options: RunOptions, site: AnySite) -> float:
     budget = getattr(mod, "BUDGET", None)
     if callable(budget):
         return float(budget(options, site))

@@ -52,7 +52,7 @@ def _cert_facts(der: bytes | None) -> dict:
             "serial": format(cert.serial_number, "x")}
 
 
-async def _handshake(ctx: CheckContext, target: Target, verify: bool) -> dict:
+async def handshake(ctx: CheckContext, target: Target, verify: bool) -> dict:
     """Connect, send one OPTIONS (for the Date header), return the facts or the error."""
     out: dict = {}
     try:
@@ -112,26 +112,26 @@ def _explain(verdict: str, facts: dict, target: Target, ctx: CheckContext) -> tu
 
 
 async def run(ctx: CheckContext) -> CheckResult:
-    if ctx.site.connection_type != "tls":
-        return ctx.result(ID, "skip", "connection_type is udp: no TLS to audit")
+    if ctx.endpoint.transport != "tls":
+        return ctx.result("skip", f"transport is {ctx.endpoint.transport}: no TLS to audit")
     targets = [t for t in ctx.answering_targets if t.transport == "tls"]
     if not targets:
-        return ctx.result(ID, "skip", "no TLS address answered in the transport check")
+        return ctx.result("skip", "no TLS address answered in the transport check")
     target = targets[0]
-    facts = await _handshake(ctx, target, verify=True)
+    facts = await handshake(ctx, target, verify=True)
     details: dict = {"target": target.as_dict(), "verified": "error" not in facts,
                      "insecure": ctx.options.insecure,
                      "ca_file": str(ctx.options.ca_file) if ctx.options.ca_file else None}
     if "error" in facts:
         verdict = facts["error"]
         if verdict != "connect":  # fetch the certificate anyway, to explain
-            loose = await _handshake(ctx, target, verify=False)
+            loose = await handshake(ctx, target, verify=False)
             facts = {**loose, "error": verdict, "detail": facts.get("detail")}
         details.update(facts)
         summary, hint = _explain(verdict, facts, target, ctx)
         if ctx.options.insecure and verdict not in ("protocol", "connect"):
-            return ctx.result(ID, "warn", summary + " (ignored: --insecure)", hint, **details)
-        return ctx.result(ID, "fail", summary, hint, **details)
+            return ctx.result("warn", summary + " (ignored: --insecure)", hint, **details)
+        return ctx.result("fail", summary, hint, **details)
 
     details.update(facts)
     cert = facts["cert"]
@@ -149,6 +149,6 @@ async def run(ctx: CheckContext) -> CheckResult:
         warns.append((f"clock differs from the PBX's by {skew:+.0f} s",
                       "sync both clocks with NTP: skew breaks certificate validity and nonces"))
     if warns:
-        return ctx.result(ID, "warn", "; ".join(w[0] for w in warns) + f" — {summary}",
+        return ctx.result("warn", "; ".join(w[0] for w in warns) + f" — {summary}",
                           "; ".join(w[1] for w in warns), **details)
-    return ctx.result(ID, "pass", summary, **details)
+    return ctx.result("pass", summary, **details)

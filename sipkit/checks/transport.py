@@ -10,10 +10,10 @@ without verification — trust is the tls check's business.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import statistics
 
 from ..net.addresses import hostport
+from ..net.outcome import Outcome, of_exception, of_exchange
 from ..report import CheckResult
 from .base import CheckContext, Target
 from .sipio import Dialogless, open_target, server_of
@@ -28,16 +28,14 @@ def BUDGET(options, site) -> float:
     return 4 * options.timeout * (options.samples + len(LARGE_SIZES) + 2) + 5
 
 
-async def _tcp_connect(ip: str, port: int, timeout: float, local_ip: str | None) -> str:
+async def tcp_connect(ip: str, port: int, timeout: float, local_ip: str | None) -> str:
     """'open', 'refused' or 'timeout' for a bare TCP connect."""
     try:
         _, writer = await asyncio.wait_for(
             asyncio.open_connection(ip, port, local_addr=(local_ip, 0) if local_ip else None),
             timeout)
-    except ConnectionRefusedError:
-        return "refused"
-    except (TimeoutError, OSError):
-        return "timeout"
+    except (TimeoutError, OSError) as exc:
+        return "refused" if of_exception(exc).outcome is Outcome.REFUSED else "timeout"
     writer.close()
     try:
         await writer.wait_closed()
@@ -47,22 +45,15 @@ async def _tcp_connect(ip: str, port: int, timeout: float, local_ip: str | None)
 
 
 def _classify(ex) -> str:
-    if ex.refused:
-        return "refused"
-    if ex.final is not None:
-        return "answered"
-    if ex.provisionals:
-        return "provisional_only"
-    if ex.garbage:
-        return "garbage"
-    return "no_answer"
+    return of_exchange(ex).value
 
 
-async def _probe(ctx: CheckContext, target: Target) -> dict:
+async def probe(ctx: CheckContext, target: Target) -> dict:
+    """One address: the row the verdict is made of (public: the probers use it too)."""
     row: dict = {"target": target.as_dict(), "reachable": False}
     opts = ctx.options
     if target.transport == "tls":
-        tcp = await _tcp_connect(target.ip, target.port, opts.timeout, opts.source_ip)
+        tcp = await tcp_connect(target.ip, target.port, opts.timeout, opts.source_ip)
         row["tcp"] = tcp
         if tcp != "open":
             row["verdict"] = f"tcp_{tcp}"
@@ -93,19 +84,14 @@ async def _probe(ctx: CheckContext, target: Target) -> dict:
                                  "max": round(max(rtts), 2), "samples": len(rtts)}
                 if target.transport == "udp":
                     row["large_udp"] = await _large(conn, d, opts)
-    except ConnectionRefusedError:
-        row["verdict"] = "refused"
-    except ssl.SSLError as exc:
-        row["verdict"] = "tls_handshake_failed"
-        row["error"] = exc.reason or str(exc)
-    except TimeoutError:
-        row["verdict"] = "no_answer"
-    except OSError as exc:
-        row["verdict"] = "network_error"
-        row["error"] = exc.strerror or str(exc)
+    except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+        failure = of_exception(exc)
+        row["verdict"] = failure.outcome.value
+        if failure.detail:
+            row["error"] = failure.detail
     if target.transport == "udp" and row["verdict"] in ("no_answer", "refused"):
         # "UDP silent but TCP answers" is the signature of a SIP ALG or a UDP-only filter.
-        row["tcp_same_port"] = await _tcp_connect(target.ip, target.port, min(opts.timeout, 2),
+        row["tcp_same_port"] = await tcp_connect(target.ip, target.port, min(opts.timeout, 2),
                                                   opts.source_ip)
     return row
 
@@ -146,11 +132,13 @@ _EXPLAIN = {
 async def run(ctx: CheckContext) -> CheckResult:
     targets = ctx.targets
     if not targets:
-        return ctx.result(ID, "skip", "no address to try (dns found none)")
-    rows = await asyncio.gather(*(_probe(ctx, t) for t in targets))
+        return ctx.result("skip", "no address to try (dns found none)")
+    rows = await asyncio.gather(*(probe(ctx, t) for t in targets))
     good = [r for r in rows if r["reachable"]]
     bad = [r for r in rows if not r["reachable"]]
     details = {"addresses": rows}
+    ctx.facts.answering = [t for t, r in zip(targets, rows) if r["reachable"]]
+    ctx.facts.server_header = next((r["server"] for r in good if r.get("server")), None)
     if not good:
         r = bad[0]
         t = f"{r['target']['transport'].upper()} {hostport(r['target']['ip'], r['target']['port'])}"
@@ -162,7 +150,7 @@ async def run(ctx: CheckContext) -> CheckResult:
             summary += "; TCP on the same port answers"
             hint = ("UDP SIP is filtered while TCP passes: disable the SIP ALG / SIP helper on "
                     "the router, or use connection_type: tls")
-        return ctx.result(ID, "fail", summary, hint, **details)
+        return ctx.result("fail", summary, hint, **details)
 
     r = good[0]
     t = f"{r['target']['transport'].upper()} {hostport(r['target']['ip'], r['target']['port'])}"
@@ -173,12 +161,12 @@ async def run(ctx: CheckContext) -> CheckResult:
         summary += f"; server: {r['server']}"
     lost_large = [size for size, v in (r.get("large_udp") or {}).items() if v != "answered"]
     if lost_large:
-        return ctx.result(ID, "warn", summary + f"; padded OPTIONS of {', '.join(lost_large)} "
+        return ctx.result("warn", summary + f"; padded OPTIONS of {', '.join(lost_large)} "
                           "bytes got no answer (IP fragments dropped)",
                           "large INVITEs (many codecs, long headers) will be lost over UDP: use "
                           "connection_type: tls, or allow IP fragments on the path", **details)
     if bad:
-        return ctx.result(ID, "warn", summary + f"; {len(bad)} of {len(rows)} addresses do not "
+        return ctx.result("warn", summary + f"; {len(bad)} of {len(rows)} addresses do not "
                           "answer", "remove the dead addresses from DNS, or bring them up",
                           **details)
-    return ctx.result(ID, "pass", summary, **details)
+    return ctx.result("pass", summary, **details)

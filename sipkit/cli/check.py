@@ -93,13 +93,14 @@ class _Progress:
               envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
           strict, verbose, color, create, replace, junit, pcap, api_url, token_file):
-    """Check that a PBX extension will work with a Mihu connector.
+    """Check that a PBX extension (or a SIP trunk) will work with Mihu.
 
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
-    2: bad usage or settings; 3: sipkit itself broke.
+    2: bad usage or settings; 3: sipkit itself broke; 4: the Mihu API is down (--create).
     """
     from ..checks.base import RunOptions
     from ..checks.runner import run_checks, secrets_of
+    from ..mihu.config import ApiSettings
     from ..redact import Redactor
     from ..settings import load_site, parse_overrides
 
@@ -107,11 +108,12 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
                          "see README 'Site file'")
     site = load_site(config, parse_overrides(list(sets)))
+    api = ApiSettings.load(api_url, token_file)
     options = RunOptions(
         timeout=timeout, insecure=insecure, ca_file=ca_file or site.check.ca_file,
         nameserver=nameserver or site.check.nameserver,
-        source_ip=source_ip or site.check.source_ip, verbose=verbose)
-    redactor = Redactor(secrets_of(site))
+        source_ip=source_ip or site.check.source_ip, verbose=verbose, api=api)
+    redactor = Redactor(secrets_of(site) + ([api.token.get_secret_value()] if api.token else []))
     recorder = None
     if pcap is not None:
         from ..pcap import PcapRecorder
@@ -124,7 +126,7 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
                                         recorder=recorder))
     code = report.exit_code(strict)
     if create:
-        code = _create(report, site, code, replace, api_url, token_file)
+        code = _create(report, site, code, replace, api)
         if report.provisioning and report.provisioning.get("connector"):
             # Checks that need the connector (server allocated, source allowed) run again.
             again = [c.id for c in report.checks if c.id in POST_CREATE]
@@ -154,7 +156,7 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
     click.get_current_context().exit(code)
 
 
-def _create(report, site, code: int, replace: bool, api_url, token_file) -> int:
+def _create(report, site, code: int, replace: bool, api) -> int:
     """Create only on a clean report; API errors become the report's provisioning entry."""
     from ..errors import SipkitError
 
@@ -167,7 +169,7 @@ def _create(report, site, code: int, replace: bool, api_url, token_file) -> int:
     from ..mihu.provision import provision
 
     try:
-        with MihuClient.from_env(api_url, token_file) as client:
+        with MihuClient.from_settings(api) as client:
             report.provisioning = provision(client, site, replace=replace)
     except SipkitError as exc:
         report.provisioning = {"action": "error", "reason": str(exc)}

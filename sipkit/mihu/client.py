@@ -9,7 +9,6 @@ The token lives only in the Authorization header; it is in no message, log or re
 from __future__ import annotations
 
 import email.utils
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 
 from .. import __version__
 from . import endpoints
+from .config import ApiSettings, load_token  # noqa: F401  (re-exported)
 from .errors import (
     BY_STATUS,
     ApiError,
@@ -44,19 +44,6 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def load_token(token_file: str | Path | None = None) -> str | None:
-    """--token-file, then SIPKIT_API_TOKEN_FILE, then SIPKIT_API_TOKEN. Never a flag value:
-    flags show in process lists."""
-    path = token_file or os.environ.get("SIPKIT_API_TOKEN_FILE")
-    if path:
-        try:
-            return Path(path).read_text().strip() or None
-        except OSError as exc:
-            raise ConfigError(f"cannot read the token file {path} ({exc.strerror})",
-                              fix="give a readable file holding only the token") from None
-    return os.environ.get("SIPKIT_API_TOKEN") or None
-
-
 class MihuClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 3,
                  retry_budget: float = 30.0, backoff: float = 0.5):
@@ -69,14 +56,23 @@ class MihuClient:
     @classmethod
     def from_env(cls, api_url: str | None = None, token_file: str | Path | None = None,
                  timeout: float = 10.0) -> MihuClient:
-        url = api_url or os.environ.get("SIPKIT_API_URL")
+        return cls.from_settings(ApiSettings.load(api_url, token_file), timeout)
+
+    @classmethod
+    def from_settings(cls, api: ApiSettings | None, timeout: float = 10.0) -> MihuClient:
+        """The client for settings loaded once (``ApiSettings.load``); ConfigError if they
+        are incomplete, naming what to set."""
+        api = api or ApiSettings()
+        url = api.url
         if not url:
             raise ConfigError("no API URL", fix="set SIPKIT_API_URL or --api-url, e.g. "
                               "https://YOUR-WORKSPACE.mihu.ai")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"the API URL {url!r} has no http(s):// scheme",
                               fix="write it like https://YOUR-WORKSPACE.mihu.ai")
-        token = load_token(token_file)
+        if api.token_error:
+            raise ConfigError(api.token_error, fix="give a readable file holding only the token")
+        token = api.token.get_secret_value() if api.token is not None else None
         if not token:
             raise ConfigError("no API token", fix="set SIPKIT_API_TOKEN or give --token-file "
                               "(create a token in the Mihu dashboard: profile → Developer)")

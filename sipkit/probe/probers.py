@@ -1,23 +1,22 @@
 """One prober per kind, all with one signature: ``async def probe(module, target) -> ProbeResult``.
 
-A probe is a check run against a synthetic site made from the target, so the SIP, TLS and
-REGISTER logic (and its lockout rule) is the one `sipkit check` uses; nothing is written twice.
+A probe builds a SIP endpoint from the module and the target line and runs the checks' public
+cores on it, so the SIP, TLS and REGISTER logic (and its lockout rule) is the one `sipkit check`
+uses; nothing is written twice, and no site is faked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from dataclasses import asdict, dataclass, field
 
-from pydantic import SecretStr
-
 from ..checks.base import CheckContext, RunOptions, Target
+from ..endpoint import SipEndpoint
 from ..net.addresses import parse_ip
+from ..net.outcome import of_exception, of_exchange
 from ..net.resolver import resolve_sip
 from ..redact import Redactor
-from ..settings import CheckSettings, Site
 from .config import Module, split_target
 from .lockout import LOCKOUT
 
@@ -42,19 +41,20 @@ class ProbeResult:
         return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
 
 
+def endpoint_of(module: Module, host: str, port: int) -> SipEndpoint:
+    """The endpoint a module describes for one target line."""
+    return SipEndpoint(host=host, port=port, transport=module.transport,
+                       username=module.username or "sipkit", password=module.password(),
+                       auth_username=module.auth_username, domain=module.domain,
+                       source_ip=module.source_ip)
+
+
 def _context(module: Module, host: str, port: int) -> CheckContext:
-    password = module.password()
-    site = Site.model_construct(
-        agent_uuid="", phone_number="", registrar_server=module.domain or host,
-        username_extension=module.username or "sipkit", pbx_password=password or SecretStr(""),
-        allowed_ip="", setup_mode="both", connection_type=module.transport, port=port,
-        auth_username=module.auth_username, auth_password=None, normalizer=None,
-        check=CheckSettings())
+    ep = endpoint_of(module, host, port)
     options = RunOptions(timeout=module.timeout, t1=module.t1, insecure=module.insecure,
                          ca_file=module.ca_file, nameserver=module.nameserver,
                          source_ip=module.source_ip, samples=1)
-    secrets = [password.get_secret_value()] if password else []
-    return CheckContext(site=site, options=options, results={}, redactor=Redactor(secrets))
+    return CheckContext(endpoint=ep, options=options, redactor=Redactor(ep.secrets()))
 
 
 async def _resolve(module: Module, host: str, port: int, res: ProbeResult) -> str | None:
@@ -86,18 +86,11 @@ async def probe_options(module: Module, target: str, res: ProbeResult) -> None:
                                record=False) as conn:
             ex = await conn.request(Dialogless(conn, t).options(), timeout=module.timeout,
                                     t1=module.t1)
-    except ConnectionRefusedError:
-        res.reason = "refused"
-        return
-    except ssl.SSLError as exc:
-        res.reason = f"tls: {getattr(exc, 'verify_message', None) or exc.reason or exc}"
-        return
     except (OSError, TimeoutError) as exc:
-        res.reason = f"connect: {exc.strerror or exc or type(exc).__name__}"
+        res.reason = str(of_exception(exc, connecting=True))
         return
     if ex.final is None:
-        res.reason = ("refused" if ex.refused else "1xx only" if ex.provisionals
-                      else "not SIP" if ex.garbage else "timeout")
+        res.reason = of_exchange(ex).value
         return
     res.status_code = ex.final.status
     res.rtt_s = ex.rtt_ms / 1000 if ex.rtt_ms is not None else None
@@ -133,8 +126,8 @@ async def probe_register(module: Module, target: str, res: ProbeResult, key: str
         if ip is None:
             return
         ctx = _context(module, host, port)
-        result = await register._register(ctx, Target(host=host, ip=ip, port=port,
-                                                      transport=module.transport))
+        result = await register.attempt(ctx, Target(host=host, ip=ip, port=port,
+                                                    transport=module.transport))
         d = result.details
         res.success = result.status in ("pass", "warn")
         res.status_code = d.get("final_status") or d.get("unauthenticated_status")
@@ -157,9 +150,9 @@ async def probe_tls(module: Module, target: str, res: ProbeResult) -> None:
         return
     ctx = _context(module, host, port)
     t = Target(host=host, ip=ip, port=port, transport="tls")
-    facts = await tls._handshake(ctx, t, verify=not module.insecure)
+    facts = await tls.handshake(ctx, t, verify=not module.insecure)
     if "error" in facts and facts["error"] != "connect":
-        facts = {**await tls._handshake(ctx, t, verify=False), "error": facts["error"]}
+        facts = {**await tls.handshake(ctx, t, verify=False), "error": facts["error"]}
     cert = facts.get("cert") or {}
     if cert:
         import datetime as dt

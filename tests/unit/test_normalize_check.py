@@ -22,8 +22,7 @@ def check(normalizer_rule=None, test_number="5321234567", **site):
     if normalizer_rule is not None:
         data["normalizer"] = normalizer_rule
     s = Site.model_validate(data)
-    ctx = CheckContext(site=s, options=RunOptions(), results={},
-                       redactor=Redactor([s.pbx_password.get_secret_value()]))
+    ctx = CheckContext.for_site(s, RunOptions(), Redactor([s.pbx_password.get_secret_value()]))
     result = asyncio.run(normalizer.run(ctx))
     assert "Norm-Secret-77" not in result.model_dump_json()
     return result
@@ -102,7 +101,7 @@ def test_test_number_that_is_not_a_number_fails():
 def test_no_test_number_previews_the_phone_number_only():
     data = {**TR, "normalizer": LAB_RULE}
     s = Site.model_validate(data)
-    ctx = CheckContext(site=s, options=RunOptions(), results={}, redactor=Redactor())
+    ctx = CheckContext.for_site(s, RunOptions(), Redactor())
     r = asyncio.run(normalizer.run(ctx))
     assert r.status == "pass" and set(previews(r)) == {"phone_number", "phone_number (national)"}
 

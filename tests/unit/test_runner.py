@@ -31,11 +31,11 @@ def _module(name, depends, body):
 def fake_registry(monkeypatch):
     def ok(cid):
         async def run(ctx):
-            return ctx.result(cid, "pass", "fine")
+            return ctx.result("pass", "fine")
         return run
 
     async def bad(ctx):
-        return ctx.result("fb", "fail", "broken", "fix b")
+        return ctx.result("fail", "broken", "fix b")
 
     async def boom(ctx):
         raise RuntimeError("kaboom with Sup3r-secret inside")
@@ -77,3 +77,35 @@ def test_only_pulls_prerequisites_and_skip_marks(fake_registry):
 def test_unknown_ids_are_usage_errors(fake_registry):
     with pytest.raises(UsageError, match="nope"):
         runner.select(only=["nope"])
+
+
+def test_the_runner_owns_id_and_timing(monkeypatch):
+    """A check cannot misname or mistime itself: the runner sets both."""
+    async def liar(ctx):
+        res = ctx.result("pass", "fine")
+        return res.model_copy(update={"id": "someone_else", "duration_ms": -5})
+
+    _module("fe", (), liar)
+    monkeypatch.setattr(checks, "REGISTRY", {"fe": "fe"})
+    monkeypatch.setattr(runner, "REGISTRY", checks.REGISTRY)
+    try:
+        (fe,) = asyncio.run(runner.run_checks(SITE, RunOptions())).checks
+    finally:
+        sys.modules.pop("sipkit.checks.fe", None)
+    assert fe.id == "fe" and fe.duration_ms >= 0
+
+
+def test_a_trunk_never_gets_connector_checks():
+    """The connector-only checks are skipped with the reason for a trunk, never run."""
+    from sipkit.settings import TrunkSite
+
+    trunk = TrunkSite(kind="sip_trunk", name="t", phone_number="+12084439178",
+                      gateway="192.0.2.1", username="u", password="pw-Secret-1")
+    rep = asyncio.run(runner.run_checks(trunk, RunOptions(timeout=0.2), only=["config"],
+                                        skip=[]))
+    assert [c.id for c in rep.checks] == ["config"]
+    ids, _ = runner.select()
+    for cid in ("allowed_ip", "call_inbound", "normalizer", "register"):
+        assert runner.not_for_kind(checks.load(cid), "sip_trunk"), cid
+        assert runner.not_for_kind(checks.load(cid), "pbx_extension") is None
+    assert "allowed_ip" in runner.not_for_kind(checks.load("allowed_ip"), "sip_trunk")
