@@ -27,6 +27,7 @@ from pydantic import (
 from .endpoint import SipEndpoint
 from .errors import FieldProblem, SettingsError
 from .net.addresses import parse_ip, split_hostport
+from .sitefile import StringLoader, check_bounds, read_site_document
 
 SECRET_FIELDS = frozenset({"pbx_password", "auth_password", "password"})
 
@@ -379,14 +380,8 @@ _FIXES = {
 }
 
 
-class _StringLoader(yaml.SafeLoader):
-    """YAML with every scalar a string but null: `0100` stays "0100", `+1208...` keeps its +."""
-
-
-_StringLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:null"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+# The hardened YAML loader lives with the rest of the file reading (sitefile.py).
+_StringLoader = StringLoader
 
 
 def _expand(value: Any, path: str, problems: list[FieldProblem], env: dict[str, str]) -> Any:
@@ -469,29 +464,14 @@ def load_site(
     source = str(path) if path else "command-line flags"
     data: dict[str, Any] = {}
     if path:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SettingsError(source, [FieldProblem(
-                "--config", f"cannot read the file ({exc.strerror})",
-                "give the path of an existing site file")]) from None
-        try:
-            loaded = json.loads(text) if p.suffix == ".json" else yaml.load(text, _StringLoader)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise SettingsError(source, [syntax_problem(exc)]) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise SettingsError(source, [FieldProblem(
-                "(file)", "must be a mapping of field: value", "see README 'Site file'")])
-        data = loaded
+        data = read_site_document(path, source)
     problems: list[FieldProblem] = []
     data = _expand(data, "", problems, env)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     if problems:
         raise SettingsError(source, problems)
+    check_bounds(data, source)  # ${VAR} values and --set ones have field limits too
     try:
         if data.get("kind") == "sip_trunk":
             return TrunkSite.model_validate(data)

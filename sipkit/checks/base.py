@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..net.target import Target  # noqa: F401  (re-exported: checks speak of Targets)
-from ..redact import Redactor, redact_text
+from ..redact import Redactor
 from ..report import CheckResult, Evidence, Status
 from ..endpoint import SipEndpoint
 from ..settings import AnySite
@@ -100,7 +100,8 @@ class CheckContext:
 
     def record(self, kind: str, summary: str, text: str | None = None,
                at_ms: float | None = None, **kw: Any) -> None:
-        self.evidence.append(Evidence(kind=kind, summary=redact_text(summary),
+        # The run's redactor, not only the patterns: a status line may echo a digest value.
+        self.evidence.append(Evidence(kind=kind, summary=self.redactor(summary),
                                       at_ms=self.elapsed_ms() if at_ms is None else at_ms,
                                       text=self.redactor(text) if text else None, **kw))
 

@@ -106,4 +106,6 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     console.print()
     console.print(Text.assemble(("Result: ", "bold"), status_cell(report.status),
                                 f"  ({', '.join(parts)}) in {_ms(report.duration_ms)}"))
+    if report.verified_nothing:
+        console.print("Nothing was verified: every selected check was skipped (exit 1).")
     return redactor(buf.getvalue())
