@@ -240,8 +240,8 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
             except (OSError, TimeoutError, SipError):  # retried below, on a new connection
                 pass
         finally:
-            if removed is None:
-                removed = await _unregister_anyway(ctx, flow, target)
+            if not removed:
+                removed = await _unregister_anyway(ctx, flow, target, tried=removed is False)
         ctx.facts.seen_as = path.get("seen_as")
         summary = (f"registered {ep.digest_username}@{uri_host(ep.sip_domain)} "
                    f"(realm {details['challenge']['realm']}, "
@@ -306,15 +306,19 @@ async def _unregister(flow: _Flow, expires: int | None) -> bool:
     return ex.final is not None and 200 <= ex.final.status < 300
 
 
-async def _unregister_anyway(ctx: CheckContext, flow: _Flow, target: Target) -> bool:
-    """The binding must go even when the run is failing: on the same connection, else (a
-    stream the peer closed) on a new one, same Call-ID and CSeq run (RFC 3261 §10.2.4).
-    Never raises: it runs in a ``finally``, where the original exception must survive."""
+async def _unregister_anyway(ctx: CheckContext, flow: _Flow, target: Target,
+                             tried: bool = False) -> bool:
+    """The binding must go even when the run is failing: on the same connection (unless
+    that was ``tried`` and got no 2xx), else, on a stream the peer closed, on a new one with
+    the same Call-ID and CSeq run (RFC 3261 §10.2.4). Never raises: it runs in a ``finally``,
+    where the original exception must survive."""
     try:
-        if not flow.conn.closed:
+        if not flow.conn.closed and not tried:
             return await _unregister(flow, None)
     except Exception:  # noqa: BLE001 - the real error is the one being raised already
         pass
+    if not flow.conn.closed:  # it answered, or stayed silent, on a live connection
+        return False
     if flow.conn.transport == "udp":
         return False
     try:
