@@ -86,6 +86,7 @@ class Plan:
     reflect: list[str]
     brk: str
     unregister_challenge: bool
+    stale_challenge: str  # what "stale_bad" offers: an algorithm sipkit cannot answer
 
     @classmethod
     def draw(cls, rng: random.Random) -> Plan:
@@ -111,6 +112,7 @@ class Plan:
             reflect=some(REFLECT, 2),
             brk=rng.choice(BREAK),
             unregister_challenge=rng.random() < 0.3,
+            stale_challenge=rng.choice(BAD_CHALLENGES[:3]),
         )
 
 
@@ -177,6 +179,8 @@ class HostileRegistrar:
             self.sock.listen(16)
         self.sock.settimeout(0.05)
         self.address = self.sock.getsockname()
+        self.granted = threading.Event()  # set once a binding was granted
+        self.removing = threading.Event()  # set once a removal of a granted binding arrived
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -198,7 +202,7 @@ class HostileRegistrar:
         while not self._stop.is_set():
             try:
                 data, addr = self.sock.recvfrom(65535)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             for out, _close in self.handle(data):
                 try:
@@ -210,7 +214,7 @@ class HostileRegistrar:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             t.start()
@@ -223,7 +227,7 @@ class HostileRegistrar:
             while not self._stop.is_set():
                 try:
                     chunk = conn.recv(65535)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return
@@ -291,14 +295,14 @@ class HostileRegistrar:
         self.books.auth_attempts += 1
         step = self.plan.auth[min(self.auth_seen, len(self.plan.auth) - 1)]
         self.auth_seen += 1
-        return self._authenticated(data, step, int(expires) if expires.isascii()
-                                   and expires.isdigit() else 3600)
+        return self._authenticated(data, step)
 
     def _removal(self, data: bytes, authed: bool) -> list[tuple[bytes, bool]]:
         if authed and not self.books.proven:
             self.books.auth_attempts += 1
         if self.books.bound:
             self.books.removal_asked = True
+            self.removing.set()
         if self.dropping:  # sipkit retransmits over UDP; on TCP this one is lost
             self.dropping -= 1
             self._dropped = True
@@ -342,13 +346,13 @@ class HostileRegistrar:
             return [(b"SIP/2.0 401\r\nVia: \r\n\r\n\x00\xff", False)]
         return []  # silence
 
-    def _authenticated(self, data: bytes, step: str, asked: int) -> list[tuple[bytes, bool]]:
-        p, r = self.plan, self.rng
+    def _authenticated(self, data: bytes, step: str) -> list[tuple[bytes, bool]]:
+        p = self.plan
         if step == "ok":
             return self._granted(data, authed=True)
         if step.startswith("stale"):
             self.books.allowance += 1  # RFC 7616 §3.3: the password was right
-            template = {"stale_ok": p.challenge, "stale_bad": r.choice(BAD_CHALLENGES[:3]),
+            template = {"stale_ok": p.challenge, "stale_bad": p.stale_challenge,
                         "stale_broken": 'Digest realm="hostile.test", stale=true'}[step]
             return [(self._reply(data, "401 Unauthorized", [self._challenge(
                 template, extra="" if step == "stale_broken" else ", stale=true")]), False)]
@@ -418,6 +422,7 @@ class HostileRegistrar:
             elif how == "server_upper":
                 extra.append(f"Server: hostile {resp.upper()}")
         out = self._reply(data, f"200 {reason}", extra, via=p.via_top)
+        self.granted.set()
         if p.brk == "close":
             return [(out, True)]
         if p.brk == "drop_next":

@@ -111,7 +111,10 @@ class CheckContext:
 
     def result(self, status: Status, summary: str, hint: str | None = None,
                **details: Any) -> CheckResult:
-        """The check's verdict; the runner sets its id and duration."""
-        return CheckResult(id="", status=status, summary=summary, hint=hint,
-                           duration_ms=self.elapsed_ms(), details=details,
+        """The check's verdict; the runner sets its id and duration. Redacted here too, for
+        callers that use it without a renderer (probers): a peer may echo a digest value
+        into a reason phrase or a Server header that ends up in the summary or details."""
+        return CheckResult(id="", status=status, summary=self.redactor(summary),
+                           hint=self.redactor(hint) if hint else None,
+                           duration_ms=self.elapsed_ms(), details=self.redactor.walk(details),
                            evidence=list(self.evidence))

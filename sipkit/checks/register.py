@@ -225,6 +225,12 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
                         "address (fail2ban / pike); wait and check its security log")
         details["final_status"] = resp.status
         if not 200 <= resp.status < 300:
+            why = details.get("challenge_after_auth") or ""
+            if why.startswith("stale=true") and resp.status in (401, 407):
+                return done("fail", f"the registrar answered nonsense: {why}",
+                            "the PBX said the password was right (stale nonce) but offered no "
+                            "digest algorithm to retry with that sipkit supports; enable MD5 "
+                            "or SHA-256 on it")
             return _classify_failure(done, resp, ep, before_auth=False)
 
         # Our binding exists from here on: whatever happens next (a garbled answer, an

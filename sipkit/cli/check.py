@@ -20,7 +20,9 @@ def _ids(value: str | None) -> list[str]:
 
 def _finite_timeout(_ctx, _param, value: float) -> float:
     # FloatRange lets nan through (every comparison with nan is false).
-    if value != value:
+    import math
+
+    if math.isnan(value):
         raise click.BadParameter("not a number; give seconds, e.g. --timeout 4")
     return value
 
