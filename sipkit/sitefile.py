@@ -186,8 +186,12 @@ def read_site_document(path: str | Path, source: str) -> dict[str, Any]:
 
     p = Path(path)
     try:
-        with open(p, "rb") as fh:
-            raw = fh.read(_READ_CAP + 1)
+        with open(p, "rb") as fh:  # in chunks: read(n) would allocate n bytes up front
+            chunks, size = [], 0
+            while size <= _READ_CAP and (chunk := fh.read(1 << 16)):
+                chunks.append(chunk)
+                size += len(chunk)
+            raw = b"".join(chunks)
     except OSError as exc:
         raise SettingsError(source, [_problem(
             "--config", f"cannot read the file ({exc.strerror})",
