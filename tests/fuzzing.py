@@ -4,6 +4,8 @@ core of the CI fuzz test (tests/integration/test_hostile_fuzz.py) and `make fuzz
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import secrets
 import traceback
 from dataclasses import dataclass, field
@@ -18,6 +20,14 @@ from tests.hostile import HostileRegistrar
 PASSWORD = "Hostile-pw-" + secrets.token_hex(6)
 # Generous for loopback, even on a loaded machine: a registrar that answers must be heard.
 OPTIONS = RunOptions(timeout=1.5, t1=0.05)
+
+
+def figures(name: str, **numbers) -> None:
+    """`make fuzz` collects these lines (SIPKIT_FUZZ_FIGURES=file) for docs/reliability.md."""
+    path = os.environ.get("SIPKIT_FUZZ_FIGURES")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"run": name, **numbers}) + "\n")
 
 
 def site_data(ip: str, port: int) -> dict:

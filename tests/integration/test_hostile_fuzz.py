@@ -21,21 +21,13 @@ import random
 import yaml
 
 from tests.conftest import _prefix
-from tests.fuzzing import PASSWORD, leaks, run_seeds, site_data
+from tests.fuzzing import PASSWORD, figures, leaks, run_seeds, site_data
 from tests.hostile import HostileRegistrar, Plan
 
 SEEDS = int(os.environ.get("SIPKIT_FUZZ_SEEDS", "150"))  # x2 transports: 300 runs
 FIRST_SEED = int(os.environ.get("SIPKIT_FUZZ_FIRST_SEED", "0"))
 CLI_SEEDS = int(os.environ.get("SIPKIT_FUZZ_CLI_SEEDS", "6"))
 IP = f"{_prefix()}.77"  # this session's loopback block; ports are ephemeral
-
-
-def _figures(name: str, **numbers) -> None:
-    """`make fuzz` collects these lines (SIPKIT_FUZZ_FIGURES=file) for docs/reliability.md."""
-    path = os.environ.get("SIPKIT_FUZZ_FIGURES")
-    if path:
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"run": name, **numbers}) + "\n")
 
 
 def test_register_check_holds_against_hostile_registrars(tmp_path):
@@ -45,7 +37,7 @@ def test_register_check_holds_against_hostile_registrars(tmp_path):
            if o.problems]
     statuses = {s: sum(1 for o in outcomes if o.result.status == s)
                 for s in ("pass", "warn", "fail", "skip", "error")}
-    _figures("register in-process", seeds=SEEDS, runs=len(outcomes),
+    figures("register in-process", seeds=SEEDS, runs=len(outcomes),
              messages=sum(o.messages for o in outcomes), problems=len(bad), **statuses)
     assert len(outcomes) == 2 * SEEDS
     assert not bad, f"{len(bad)} of {len(outcomes)} runs broke an invariant: {bad[:8]}"
@@ -85,7 +77,7 @@ def test_cli_never_exits_3_nor_leaks_against_hostile_registrars(run_sipkit, tmp_
         texts = [proc.stdout, proc.stderr, junit.read_text(), pcap.read_bytes()]
         assert not leaks(texts, {PASSWORD} | peer.books.digest_values), seed
         results.append(proc.returncode)
-    _figures("register through the CLI", seeds=len(results),
+    figures("register through the CLI", seeds=len(results),
              exit_1=results.count(1), exit_0=results.count(0))
     assert len(results) == CLI_SEEDS
 

@@ -14,6 +14,7 @@ import pytest
 from sipkit.errors import SettingsError
 from sipkit.settings import Site, load_site
 from sipkit.sitefile import MAX_FIELD_CHARS
+from tests.fuzzing import figures
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """agent_uuid: 3c90c3cc-0d44-4b50-8888-8dd25736052a
@@ -210,4 +211,5 @@ def test_mangled_site_files_load_or_fail_cleanly(tmp_path):
             assert exc.problems and all(p.field and p.fix for p in exc.problems), seed
             assert "s3cret-pw" not in str(exc), seed
             outcomes["refused"] += 1
+    figures("site files", files=CORPUS, errors=0, **outcomes)
     assert outcomes["refused"] > CORPUS // 4 and outcomes["loaded"] > 0, outcomes
