@@ -17,7 +17,7 @@ from ..net.addresses import canonical_ip, hostport, parse_ip, uri_host
 from ..report import CheckResult
 from ..sip.digest import DigestError, authorization, parse_challenges, pick_strongest
 from ..sip.errors import SipError
-from ..sip.headers import leading_number, number
+from ..sip.headers import leading_number
 from ..sip.message import Request, Response
 from ..sip.uri import parse_name_addr
 from ..sip.via import Via
@@ -89,8 +89,7 @@ def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str
         if na.uri.params.get("sipkit") == token:
             ours = str(na.uri)
             # The ASCII-digit rule: ";expires=²" is no number (RFC 3261 §10.2.4 delta-seconds).
-            exp = number(na.params.get("expires"))
-            ours_expires = exp if exp is not None else default
+            ours_expires = na.expires if na.expires is not None else default
         else:
             others.append(str(na.uri))
     return ours_expires, others, ours
