@@ -51,7 +51,6 @@ class _Flow:
             f":{ep.port}" if ep.port not in (None, 5060, 5061) else "")
         self.last_challenge = None
         self.nc = 0
-        self.registered = False  # an authenticated REGISTER got a 2xx: our binding exists
 
     def request(self, expires: int, auth: tuple[str, str] | None = None) -> Request:
         extra = [auth] if auth else []
@@ -234,7 +233,6 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
 
         # Our binding exists from here on: whatever happens next (a garbled answer, an
         # exception, a timeout, Ctrl-C / cancellation), it is removed on the way out.
-        flow.registered = True
         ctx.facts.registered = True
         removed = None
         try:
