@@ -5,6 +5,7 @@ address information")."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -60,3 +61,20 @@ def test_a_source_of_the_servers_family(source, server, picked):
     probe_ctx, note = allowed_ip._source_for(ctx, server)
     assert probe_ctx.options.source_ip == picked
     assert (note is None) == (source == picked)
+
+
+@pytest.mark.lab
+@needs_v6
+def test_the_labs_ipv6_site_with_its_ipv4_connector_server(lab, run_sipkit):
+    """Issue 11 as reported: `site-ipv6.yaml` with the sandbox's server allocated (IPv4)."""
+    env = dict(line.split("=", 1) for line in lab.env_file.read_text().split())
+    assert run_sipkit("server", "allocate", env=env).returncode == 0
+    try:
+        proc = run_sipkit("check", "-c", str(lab.ipv6_site_file), "--only", "allowed_ip",
+                          "--json", env=env)
+    finally:
+        run_sipkit("server", "release", env=env)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout[-1500:], proc.stderr[-500:])
+    a = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}["allowed_ip"]
+    assert a["status"] == "fail", a
+    assert "allowed_ip ::1 is IPv6" in a["summary"] and a["details"]["source_family"]
