@@ -7,41 +7,10 @@ from pathlib import Path
 
 import click
 
-_api_options = [
-    click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL",
-                 help="Mihu API base, e.g. https://YOUR-WORKSPACE.mihu.ai (or SIPKIT_API_URL)."),
-    click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-                 envvar="SIPKIT_API_TOKEN_FILE",
-                 help="File holding the API token (or SIPKIT_API_TOKEN / SIPKIT_API_TOKEN_FILE)."),
-    click.option("--timeout", type=click.FloatRange(0.5, 300), default=15.0, show_default=True,
-                 help="Seconds per HTTP request."),
-    click.option("--json", "as_json", is_flag=True, help="Print JSON only."),
-]
-
-
-def api_options(fn):
-    for opt in reversed(_api_options):
-        fn = opt(fn)
-    return fn
-
-
-def _client(api_url, token_file, timeout):
-    from ..mihu.client import MihuClient
-
-    return MihuClient.from_env(api_url, token_file, timeout)
-
-
-def _console():
-    import sys
-
-    from rich.console import Console
-
-    # Piped output is not 80 columns of a terminal: do not squeeze UUIDs into "…".
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2))
+from .api_common import api_options, load_kind, precheck
+from .api_common import client as _client
+from .api_common import console as _console
+from .api_common import echo_json as _echo_json
 
 
 def _show(connector: dict, title: str | None = None) -> None:
@@ -87,26 +56,10 @@ def connector() -> None:
 @api_options
 def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
     """Create the connector for a site file, idempotently: re-running is safe."""
-    from ..settings import load_site, parse_overrides
-
-    site = load_site(config, parse_overrides(list(sets)))
+    site = load_kind(config, sets, "pbx_extension", "connector create")
     client = _client(api_url, token_file, timeout)  # fail on missing URL/token before checking
-    report = None
     if not skip_checks:
-        import asyncio
-
-        from ..checks.base import RunOptions
-        from ..checks.runner import run_checks
-
-        report = asyncio.run(run_checks(site, RunOptions(
-            ca_file=site.check.ca_file, nameserver=site.check.nameserver,
-            source_ip=site.check.source_ip)))
-        failed = [c for c in report.checks if c.status in ("fail", "error")]
-        if failed:
-            msg = "; ".join(f"{c.id}: {c.summary}" for c in failed)
-            raise click.ClickException(f"not creating the connector: {len(failed)} check(s) "
-                                       f"failed — {msg}. Run `sipkit check` for the fixes, "
-                                       "or --skip-checks")
+        precheck(site, "connector")
     from ..mihu.provision import provision
 
     with client:

@@ -85,7 +85,8 @@ def differences(existing: Trunk, site: TrunkSite) -> dict[str, tuple[Any, Any]]:
     else:
         host, port = _host_port(site)
         want = {"gateway": host, "port": port or 5060, "username": site.username}
-        have = {"gateway": existing.host, "port": existing.port, "username": existing.username}
+        have = {"gateway": existing.host, "port": existing.port or 5060,  # SDK: in address
+                "username": existing.username}
         if existing.transport is not None:  # only the SDK shape says
             want["transport"], have["transport"] = site.transport, existing.transport
     return {k: (have[k], want[k]) for k in want if have[k] != want[k]}

@@ -50,6 +50,14 @@ def _provisioning(console: Console, prov: dict) -> None:
         console.print(Text.assemble(("Mihu connector: ", "bold"),
                                     (prov.get("reason", ""), "red" if action == "error" else "")))
         return
+    if "trunk" in prov:  # a SIP trunk (sipkit.mihu.trunk_provision)
+        words = {"created": "created", "exists": "already existed with these settings",
+                 "replaced": "replaced", "updated": "updated"}[action]
+        console.print(Text.assemble(("SIP trunk ", "bold"), (words, "green"),
+                                    f": {prov['id']} · {prov['key']} · api {prov['api']}"))
+        for note in prov.get("notes", ()):
+            console.print(Text(f"  note: {note}", style="dim"))
+        return
     c = prov["connector"]
     words = {"created": "created", "exists": "already existed with these settings",
              "replaced": "replaced"}[action]
