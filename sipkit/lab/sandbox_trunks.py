@@ -16,6 +16,7 @@ validation is written from the research, not from sipkit.settings.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import uuid as uuidlib
@@ -80,9 +81,21 @@ def _string(body: dict, name: str, *, required: bool = False, max_len: int = 255
 
 def _host(body: dict, name: str, fail: Callable[[str, str], ApiFailure] = _fail) -> None:
     value = body.get(name)
-    if isinstance(value, str) and value and (
-            not _HOST.fullmatch(value) or re.fullmatch(r"\+?[0-9]+", value)):
+    if not isinstance(value, str) or not value:
+        return
+    match = _HOST.fullmatch(value)
+    if not match or re.fullmatch(r"\+?[0-9]+", value) or not _v6_ok(match.group(1)):
         raise fail(name, "must be a SIP host name or IP address, without a scheme")
+
+
+def _v6_ok(host: str) -> bool:
+    if not host.startswith("["):
+        return True
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
 
 
 def _known(body: dict, allowed: tuple[str, ...], prefix: str = "",
@@ -95,8 +108,8 @@ def _known(body: dict, allowed: tuple[str, ...], prefix: str = "",
 def _port(body: dict, name: str, field: str,
           fail: Callable[[str, str], ApiFailure] = _fail) -> None:
     value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                              or not 0 < value < 65536):
+    if name in body and (isinstance(value, bool) or not isinstance(value, int)
+                         or not 0 < value < 65536):
         raise fail(field, "must be an integer between 1 and 65535")
 
 
@@ -146,6 +159,17 @@ def _sfail(field: str, words: str) -> ApiFailure:
     return SovereignFailure(422, "VALIDATION_ERROR", f"The {field} {words}.", field=field)
 
 
+def _sovereign(read_body: Callable[[], object]) -> Callable[[], object]:
+    """The body reader, its errors (malformed JSON) in the /sip-trunks envelope."""
+    def read() -> object:
+        try:
+            return read_body()
+        except ApiFailure as exc:
+            raise SovereignFailure(exc.status, exc.code, exc.message, exc.details,
+                                   exc.field) from None
+    return read
+
+
 class Trunks:
     def __init__(self, sandbox: Sandbox):
         self.sb = sandbox
@@ -163,6 +187,8 @@ class Trunks:
     def route(self, method: str, path: str, query: str, read_body: Callable[[], object]
               ) -> tuple[int, Any]:
         q = parse_qs(query)
+        if path.startswith(SIP_TRUNKS):
+            read_body = _sovereign(read_body)
         routes: dict[tuple[str, str], Callable[[], tuple[int, Any]]] = {
             ("POST", CONNECTIONS): lambda: (201, self.create_connection(read_body())),
             ("GET", CONNECTIONS): lambda: (200, paginate(self.connections(), q, 50)),
