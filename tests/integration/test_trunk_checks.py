@@ -4,7 +4,6 @@ served by sipkit's DNS server on the session's own loopback address."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -12,24 +11,13 @@ import pytest
 import yaml
 
 from sipkit.lab.dns import DnsServer
-from tests.conftest import report_of
+from tests.conftest import report_of, yaml_variant
 
 pytestmark = pytest.mark.lab
 
 
 def trunk_variant(lab, tmp_path: Path, **changes) -> Path:
-    data = yaml.safe_load(lab.trunk_file.read_text())
-    for key, value in changes.items():
-        if "." in key:
-            outer, inner = key.split(".", 1)
-            data.setdefault(outer, {})[inner] = value
-        elif value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    path = tmp_path / f"trunk-{os.urandom(3).hex()}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return yaml_variant(lab.trunk_file, tmp_path, **changes)
 
 
 def carrier_auths(lab) -> int:
@@ -121,7 +109,7 @@ def trunk_dns(lab):
     carrier = lab.carrier_ip
     zone = {
         # SRV only, no A for the name itself: the gateway must be found by RFC 3263
-        "_sip._udp.srv-only.trunk.test.": {"SRV": [f"10 10 5060 gw1.trunk.test."]},
+        "_sip._udp.srv-only.trunk.test.": {"SRV": ["10 10 5060 gw1.trunk.test."]},
         "gw1.trunk.test.": {"A": [carrier]},
         # NAPTR -> SRV -> A, as Telnyx publishes sip.telnyx.com
         "naptr.trunk.test.": {"NAPTR": ['10 50 "s" "SIP+D2U" "" _sip._udp.naptr.trunk.test.']},
