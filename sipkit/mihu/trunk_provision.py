@@ -47,7 +47,7 @@ def body(site: TrunkSite) -> tuple[dict[str, Any], list[str]]:
         notes.append(f"the {site.api} API has no transport field: the trunk is created "
                      f"without it (sipkit checked {site.transport})")
     if site.api == "mihu":
-        if site.port and ":" not in site.gateway.lstrip("["):
+        if site.port not in (None, 5060) and not split_hostport(site.gateway, 0)[1]:
             notes.append(f"the Mihu SIP-trunk API has no port field: port {site.port} is not "
                          "sent (write the gateway as host:port if the provider needs it)")
         out = {"name": site.name, "phone_number": site.phone_number, "gateway": site.gateway,
