@@ -51,13 +51,35 @@ def load_kind(config: Path, sets, kind: str, command: str):
     from ..errors import FieldProblem, SettingsError
     from ..settings import load_site, parse_overrides
 
-    site = load_site(config, parse_overrides(list(sets)))
+    overrides = parse_overrides(list(sets))
+
+    def wrong(found: str) -> FieldProblem:
+        return FieldProblem("kind", f"is {found}, but `sipkit {command}` needs kind: {kind}",
+                            "give the right file, or use `sipkit connector` for PBX "
+                            "extensions and `sipkit trunk` for SIP trunks")
+
+    try:
+        site = load_site(config, overrides)
+    except SettingsError as exc:
+        found = overrides.get("kind") or _raw_kind(config)
+        if found != kind and not any(p.field == "(file)" for p in exc.problems):
+            raise SettingsError(exc.source, [wrong(found)] + exc.problems) from None
+        raise
     if site.kind != kind:
-        raise SettingsError(str(config), [FieldProblem(
-            "kind", f"is {site.kind}, but `sipkit {command}` needs kind: {kind}",
-            "give the right file, or use `sipkit connector` for PBX extensions and "
-            "`sipkit trunk` for SIP trunks")])
+        raise SettingsError(str(config), [wrong(site.kind)])
     return site
+
+
+def _raw_kind(config: Path) -> str:
+    """The file's ``kind:`` as written (for the hint when the file does not validate)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return "unreadable"
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return str(kind) if kind else "pbx_extension"
 
 
 def precheck(site, what: str) -> None:
