@@ -426,4 +426,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Serve from the importable module, not this __main__ copy: sandbox_trunks imports Raw and
+    # ApiFailure from sipkit.lab.sandbox, and isinstance/except must see the same classes.
+    from sipkit.lab import sandbox as _module
+
+    _module.main()
