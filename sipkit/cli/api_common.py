@@ -26,6 +26,35 @@ def api_options(fn):
     return fn
 
 
+def create_options(file_help: str, replace_help: str):
+    """The options of a `create` from a site or trunk file, then the API options."""
+    def wrap(fn):
+        for opt in reversed([
+            click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
+                         required=True, envvar="SIPKIT_CONFIG", help=file_help),
+            click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                         help="Override a field."),
+            click.option("--skip-checks", is_flag=True,
+                         help="Create without running `sipkit check` first."),
+            click.option("--replace", is_flag=True, help=replace_help),
+        ]):
+            fn = opt(fn)
+        return api_options(fn)
+    return wrap
+
+
+def create_from_file(config, sets, skip_checks, api_url, token_file, timeout, *, kind: str,
+                     command: str, what: str, provision):
+    """Load the file (it must be of ``kind``), fail early on a missing URL or token, run the
+    checks unless skipped, then ``provision(client, site)``: (site, result)."""
+    site = load_kind(config, sets, kind, command)
+    api = client(api_url, token_file, timeout)  # before the checks: fail fast on URL/token
+    if not skip_checks:
+        precheck(site, what)
+    with api:
+        return site, provision(api, site)
+
+
 def client(api_url, token_file, timeout):
     from ..mihu.client import MihuClient
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from .api_common import api_options, load_kind, precheck
+from .api_common import api_options, create_from_file, create_options
 from .api_common import client as _client
 from .api_common import console as _console
 from .api_common import echo_json as _echo_json
@@ -46,24 +45,17 @@ def connector() -> None:
 
 
 @connector.command("create")
-@click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              envvar="SIPKIT_CONFIG", help="Site file: the same one `sipkit check` reads.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field.")
-@click.option("--skip-checks", is_flag=True, help="Create without running `sipkit check` first.")
-@click.option("--replace", is_flag=True,
-              help="If a connector for this number exists with other settings, delete it and "
-                   "create it anew.")
-@api_options
+@create_options("Site file: the same one `sipkit check` reads.",
+                "If a connector for this number exists with other settings, delete it and "
+                "create it anew.")
 def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
     """Create the connector for a site file, idempotently: re-running is safe."""
-    site = load_kind(config, sets, "pbx_extension", "connector create")
-    client = _client(api_url, token_file, timeout)  # fail on missing URL/token before checking
-    if not skip_checks:
-        precheck(site, "connector")
     from ..mihu.provision import provision
 
-    with client:
-        result = provision(client, site, replace=replace)
+    _, result = create_from_file(
+        config, sets, skip_checks, api_url, token_file, timeout, kind="pbx_extension",
+        command="connector create", what="connector",
+        provision=lambda client, site: provision(client, site, replace=replace))
     if as_json:
         _echo_json(result)
         return

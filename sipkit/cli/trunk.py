@@ -12,7 +12,15 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from .api_common import api_options, client, console, echo_json, load_kind, precheck
+from .api_common import (
+    api_options,
+    client,
+    console,
+    create_from_file,
+    create_options,
+    echo_json,
+    load_kind,
+)
 
 APIS = ("mihu", "mihu_byo", "sip_trunks")
 WORDS = {"created": "created", "exists": "already exists (same settings), nothing to do",
@@ -105,24 +113,17 @@ def trunk() -> None:
 
 
 @trunk.command("create")
-@click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              envvar="SIPKIT_CONFIG", help="Trunk file: the same one `sipkit check` reads.")
-@_sets
-@click.option("--skip-checks", is_flag=True, help="Create without running `sipkit check` first.")
-@click.option("--replace", is_flag=True,
-              help="If the trunk exists with other settings, make it match this file "
-                   "(mihu, sip_trunks: delete and create; mihu_byo: update in place).")
-@api_options
+@create_options("Trunk file: the same one `sipkit check` reads.",
+                "If the trunk exists with other settings, make it match this file "
+                "(mihu, sip_trunks: delete and create; mihu_byo: update in place).")
 def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
     """Create the trunk of a trunk file, idempotently: re-running is safe."""
-    site = load_kind(config, sets, "sip_trunk", "trunk create")
-    c = client(api_url, token_file, timeout)  # fail on missing URL/token before checking
-    if not skip_checks:
-        precheck(site, "trunk")
     from ..mihu.trunk_provision import provision_trunk
 
-    with c:
-        result = provision_trunk(c, site, replace=replace)
+    site, result = create_from_file(
+        config, sets, skip_checks, api_url, token_file, timeout, kind="sip_trunk",
+        command="trunk create", what="trunk",
+        provision=lambda c, site: provision_trunk(c, site, replace=replace))
     if as_json:
         echo_json(result)
         return

@@ -21,7 +21,7 @@ import json
 import re
 import uuid as uuidlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from .sandbox import ApiFailure, Raw, Sandbox, _now, paginate, query_one
@@ -145,7 +145,7 @@ def _split(address: str) -> tuple[str, int]:
 class SovereignFailure(ApiFailure):
     """An error of the /sip-trunks API, in its envelope (doc.hmsovereign.com error codes)."""
 
-    KINDS = {400: "invalid_request_error", 404: "not_found_error", 422: "invalid_request_error"}
+    KINDS: ClassVar[dict[int, str]] = {400: "invalid_request_error", 404: "not_found_error", 422: "invalid_request_error"}
 
     def body(self) -> dict:
         err = {"code": self.code.lower(), "message": self.message,
@@ -179,10 +179,9 @@ class Trunks:
 
     @staticmethod
     def owns(path: str) -> bool:
-        return (path == CONNECTIONS or path.startswith(CONNECTIONS + "/")
-                or AGENT_TRUNK.fullmatch(path) is not None
-                or path in (BYO, BYO + "/assign")
-                or path == SIP_TRUNKS or path.startswith(SIP_TRUNKS + "/"))
+        return (path in (CONNECTIONS, BYO, BYO + "/assign", SIP_TRUNKS)
+                or path.startswith((CONNECTIONS + "/", SIP_TRUNKS + "/"))
+                or AGENT_TRUNK.fullmatch(path) is not None)
 
     def route(self, method: str, path: str, query: str, read_body: Callable[[], object]
               ) -> tuple[int, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..net.addresses import split_hostport
 from .models import Pagination, _Model
@@ -50,8 +50,8 @@ class ByoTrunk(_Model):
     is_external: bool | None = None
     source: str | None = None
     status: str | None = None
-    channels: dict[str, Any] = {}
-    bindings: dict[str, Any] = {}
+    channels: dict[str, Any] = Field(default_factory=dict)
+    bindings: dict[str, Any] = Field(default_factory=dict)
 
     def binding(self, channel: str) -> Binding:
         raw = self.bindings.get(channel) or self.channels.get(channel) or {}
