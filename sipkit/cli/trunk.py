@@ -216,6 +216,7 @@ def delete(ident, config, sets, api_name, channel, missing_ok, api_url, token_fi
            as_json):
     """Delete one trunk: by ID (mihu_byo: the phone number), or the one of --config."""
     from ..mihu.errors import NotFoundError
+    from ..mihu.trunk_provision import key
 
     site, api = _target(config, sets, api_name)
     with client(api_url, token_file, timeout) as c:
@@ -232,7 +233,7 @@ def delete(ident, config, sets, api_name, channel, missing_ok, api_url, token_fi
         except NotFoundError:
             if not missing_ok:
                 raise
-            state, name = "absent", ident or (site.name if site else "")
+            state, name = "absent", ident or (key(site) if site else "")
     if as_json:
         echo_json({"api": api, "id": name, "result": state})
     else:

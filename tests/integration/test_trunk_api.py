@@ -225,3 +225,22 @@ def test_results_carry_no_secret(sandbox):  # noqa: F811
     # ... but the sandbox did receive and keep them (they were sent, just never returned).
     assert TRUNK_PW in stored(server, "trunk_connections")
     assert TRUNK_PW in stored(server, "sip_trunks")
+
+
+def test_stalled_create_then_rerun_finds_the_one_trunk(sandbox):  # noqa: F811
+    import time
+
+    url, _ = sandbox
+    # The sandbox sleeps past the client's timeout, then commits: sipkit's look-up comes too
+    # early, so it reports the API as failing (exit 4); the re-run a script makes finds it.
+    fault(url, method="POST", path_prefix=POST_PATHS["mihu"], stall_seconds=5)
+    with client(url, timeout=0.5) as c:
+        with pytest.raises(errors.TransportError) as exc:
+            ensure_trunk(c, trunk())
+        assert exc.value.exit_code == 4
+    with client(url) as c:
+        deadline = time.monotonic() + 30
+        while not listed(c, "mihu") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ensure_trunk(c, trunk())[1] == "exists"
+        assert len(listed(c, "mihu")) == 1

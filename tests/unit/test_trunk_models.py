@@ -101,3 +101,25 @@ def test_same_trunk_whatever_the_shape():
     byo = ByoTrunk.model_validate({"number": "+12084439178", "bindings": {"call": {
         "bound": True, "agent_uuid": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}}})
     assert differences(byo, site("mihu_byo")) == {}
+
+
+def test_example_and_readme_trunk_files_load(tmp_path):
+    import re
+    from pathlib import Path
+
+    from sipkit.settings import load_site
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"TRUNK_PASSWORD": PW}
+    for api in ("mihu", "mihu_byo", "sip_trunks"):
+        loaded = load_site(root / "examples/trunk.yaml", {"api": api}, env=env)
+        assert loaded.kind == "sip_trunk" and loaded.api == api
+    section = (root / "README.md").read_text().split("## SIP trunks")[1].split("\n## ")[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 3
+    for i, text in enumerate(blocks):
+        path = tmp_path / f"readme-{i}.yaml"
+        path.write_text(text)
+        loaded = load_site(path, env=env)
+        assert loaded.kind == "sip_trunk" and PW == loaded.password.get_secret_value()
+        assert body(loaded)[0]  # and it makes a request body for its API
