@@ -424,7 +424,7 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
         kind, msg = e["type"], e["msg"].removeprefix("Value error, ")
         fix = _FIXES.get(top, "see README 'Site file'")
         if not loc:  # a model-level rule: its message names the field first
-            first = msg.split()[0]
+            first = (msg.split() or [""])[0]
             field = first if first in _FIXES else "auth_username/auth_password"
             fix = _FIXES.get(first, fix)
         elif kind == "missing":
