@@ -200,3 +200,16 @@ def test_readme_trunk_commands_work_as_pasted(lab, tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert "already exists" in out and "SIP trunk created" in out
     assert lab.carrier_password() not in out
+
+
+@pytest.mark.lab
+def test_create_refused_when_a_check_fails(lab, cli, tmp_path):
+    from tests.conftest import yaml_variant
+
+    run, _, _ = cli
+    wrong = yaml_variant(lab.trunk_file, tmp_path, password="Wrong-trunk-Pass-43")
+    proc = run("trunk", "create", "-c", str(wrong))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not creating the trunk" in proc.stderr and "credentials" in proc.stderr
+    assert "Wrong-trunk-Pass-43" not in proc.stdout + proc.stderr
+    assert json.loads(run("trunk", "list", "--json").stdout)["items"] == []  # nothing made
