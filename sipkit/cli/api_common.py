@@ -48,10 +48,9 @@ def create_from_file(config, sets, skip_checks, api_url, token_file, timeout, *,
     """Load the file (it must be of ``kind``), fail early on a missing URL or token, run the
     checks unless skipped, then ``provision(client, site)``: (site, result)."""
     site = load_kind(config, sets, kind, command)
-    api = client(api_url, token_file, timeout)  # before the checks: fail fast on URL/token
-    if not skip_checks:
-        precheck(site, what)
-    with api:
+    with client(api_url, token_file, timeout) as api:  # before the checks: fail fast
+        if not skip_checks:
+            precheck(site, what)
         return site, provision(api, site)
 
 

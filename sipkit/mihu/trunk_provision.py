@@ -153,6 +153,9 @@ def ensure_trunk(client: MihuClient, site: TrunkSite, replace: bool = False
         notes.append(f"not compared (the API never returns them): {', '.join(unread)}")
         if site.api == "mihu_byo":
             notes.append("--replace pushes this file's values to it (PATCH)")
+        else:  # no update endpoint: a new password alone needs delete + create
+            notes.append("a changed password alone: `sipkit trunk delete`, then `create`"
+                         + (" and `assign` again" if site.api == "mihu" else ""))
         return same[0], "exists", notes
     if found:
         existing = found[0]
