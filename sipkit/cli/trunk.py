@@ -170,12 +170,15 @@ def list_(config, sets, api_name, channel, agent_uuid, phone_number, page, per_p
         return
     from rich.table import Table
 
-    heads = [k for k, _ in rows(api, items[0])] if items else ["trunk"]
-    t = Table(*heads)
+    table = [rows(api, item) for item in items]
+    # Columns no trunk fills (the docs' /sip-trunks shape has no transport) are left out.
+    keep = [i for i in range(len(table[0])) if any(r[i][1] is not None for r in table)] \
+        if table else []
+    t = Table(*([table[0][i][0] for i in keep] if table else ["trunk"]))
     for col in t.columns:
         col.no_wrap = True
-    for item in items:
-        t.add_row(*(str(v) if v is not None else "-" for _, v in rows(api, item)))
+    for r in table:
+        t.add_row(*(str(r[i][1]) if r[i][1] is not None else "-" for i in keep))
     out = console()
     out.print(t)
     more = f", page {pagination['current_page']} of {pagination['last_page']}" \
