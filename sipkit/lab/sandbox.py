@@ -14,7 +14,8 @@ returned) and adds fault injection for tests over real HTTP:
                                    enforces it)
 
 Its validation is written independently of sipkit.settings, so client and server do not
-agree merely by sharing code.
+agree merely by sharing code. The three SIP-trunk APIs live in ``sandbox_trunks.py`` (same
+file, same faults; routed by ``Trunks.owns``).
 
     python -m sipkit.lab.sandbox --db api.db --listen 127.0.0.4:8080 --token FILE \
         --connector-server 127.0.0.2 --allowed-file connector/allowed_ips
