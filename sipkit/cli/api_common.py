@@ -26,32 +26,31 @@ def api_options(fn):
     return fn
 
 
-def create_options(file_help: str, replace_help: str):
-    """The options of a `create` from a site or trunk file, then the API options."""
-    def wrap(fn):
-        for opt in reversed([
-            click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
-                         required=True, envvar="SIPKIT_CONFIG", help=file_help),
-            click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                         help="Override a field."),
-            click.option("--skip-checks", is_flag=True,
-                         help="Create without running `sipkit check` first."),
-            click.option("--replace", is_flag=True, help=replace_help),
-        ]):
-            fn = opt(fn)
-        return api_options(fn)
-    return wrap
+def add_create_command(group: click.Group, *, kind: str, what: str, file_help: str,
+                       replace_help: str, provision, show) -> click.Command:
+    """`GROUP create --config FILE`, the same for connectors and trunks: load the file (it
+    must be of ``kind``), fail early on a missing URL or token, run the checks unless
+    --skip-checks, then ``provision(client, site, replace)``; ``show(site, result)`` prints it
+    unless --json."""
 
+    @group.command("create", help=f"Create the {what} of a {file_help.split(':')[0].lower()}, "
+                   "idempotently: re-running is safe.")
+    @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
+                  required=True, envvar="SIPKIT_CONFIG", help=file_help)
+    @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field.")
+    @click.option("--skip-checks", is_flag=True,
+                  help="Create without running `sipkit check` first.")
+    @click.option("--replace", is_flag=True, help=replace_help)
+    @api_options
+    def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
+        site = load_kind(config, sets, kind, f"{group.name} create")
+        with client(api_url, token_file, timeout) as api:  # before the checks: fail fast
+            if not skip_checks:
+                precheck(site, what)
+            result = provision(api, site, replace)
+        echo_json(result) if as_json else show(site, result)
 
-def create_from_file(config, sets, skip_checks, api_url, token_file, timeout, *, kind: str,
-                     command: str, what: str, provision):
-    """Load the file (it must be of ``kind``), fail early on a missing URL or token, run the
-    checks unless skipped, then ``provision(client, site)``: (site, result)."""
-    site = load_kind(config, sets, kind, command)
-    with client(api_url, token_file, timeout) as api:  # before the checks: fail fast
-        if not skip_checks:
-            precheck(site, what)
-        return site, provision(api, site)
+    return create
 
 
 def client(api_url, token_file, timeout):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .api_common import api_options, create_from_file, create_options
+from .api_common import add_create_command, api_options
 from .api_common import client as _client
 from .api_common import console as _console
 from .api_common import echo_json as _echo_json
@@ -44,24 +44,23 @@ def connector() -> None:
     2 fix input or credentials (401/403/422), 4 API unreachable or failing (retry later)."""
 
 
-@connector.command("create")
-@create_options("Site file: the same one `sipkit check` reads.",
-                "If a connector for this number exists with other settings, delete it and "
-                "create it anew.")
-def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
-    """Create the connector for a site file, idempotently: re-running is safe."""
+def _provision(client, site, replace: bool) -> dict:
     from ..mihu.provision import provision
 
-    _, result = create_from_file(
-        config, sets, skip_checks, api_url, token_file, timeout, kind="pbx_extension",
-        command="connector create", what="connector",
-        provision=lambda client, site: provision(client, site, replace=replace))
-    if as_json:
-        _echo_json(result)
-        return
+    return provision(client, site, replace=replace)
+
+
+def _created(site, result: dict) -> None:
     words = {"created": "created", "exists": "already exists (same settings), nothing to do",
              "replaced": "replaced (deleted and created with these settings)"}
     _show(result["connector"], f"connector {words[result['action']]}")
+
+
+create = add_create_command(
+    connector, kind="pbx_extension", what="connector", provision=_provision, show=_created,
+    file_help="Site file: the same one `sipkit check` reads.",
+    replace_help="If a connector for this number exists with other settings, delete it and "
+                 "create it anew.")
 
 
 @connector.command("list")

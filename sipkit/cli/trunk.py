@@ -13,11 +13,10 @@ import click
 
 from ..errors import UsageError
 from .api_common import (
+    add_create_command,
     api_options,
     client,
     console,
-    create_from_file,
-    create_options,
     echo_json,
     load_kind,
 )
@@ -112,23 +111,22 @@ def trunk() -> None:
     or credentials (401/403/422, bad trunk file), 3 sipkit broke, 4 API unreachable or failing."""
 
 
-@trunk.command("create")
-@create_options("Trunk file: the same one `sipkit check` reads.",
-                "If the trunk exists with other settings, make it match this file "
-                "(mihu, sip_trunks: delete and create; mihu_byo: update in place).")
-def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
-    """Create the trunk of a trunk file, idempotently: re-running is safe."""
+def _provision(c, site, replace: bool) -> dict:
     from ..mihu.trunk_provision import provision_trunk
 
-    site, result = create_from_file(
-        config, sets, skip_checks, api_url, token_file, timeout, kind="sip_trunk",
-        command="trunk create", what="trunk",
-        provision=lambda c, site: provision_trunk(c, site, replace=replace))
-    if as_json:
-        echo_json(result)
-        return
+    return provision_trunk(c, site, replace=replace)
+
+
+def _created(site, result: dict) -> None:
     _show(site.api, result["trunk"], f"trunk {WORDS[result['action']]} (api {site.api})",
           result["notes"])
+
+
+create = add_create_command(
+    trunk, kind="sip_trunk", what="trunk", provision=_provision, show=_created,
+    file_help="Trunk file: the same one `sipkit check` reads.",
+    replace_help="If the trunk exists with other settings, make it match this file (mihu, "
+                 "sip_trunks: delete and create; mihu_byo: update in place).")
 
 
 @trunk.command("list")
