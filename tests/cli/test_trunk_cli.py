@@ -213,3 +213,22 @@ def test_create_refused_when_a_check_fails(lab, cli, tmp_path):
     assert "not creating the trunk" in proc.stderr and "credentials" in proc.stderr
     assert "Wrong-trunk-Pass-43" not in proc.stdout + proc.stderr
     assert json.loads(run("trunk", "list", "--json").stdout)["items"] == []  # nothing made
+
+
+def test_byo_assign_get_and_delete_by_number(cli):
+    run, trunk_file, _ = cli
+    f = trunk_file("mihu_byo")
+    assert run("trunk", "create", "-c", f, "--skip-checks").returncode == 0
+    proc = run("trunk", "assign", "-c", f, "--agent-uuid", AGENT2, "--json")
+    assert proc.returncode == 0, proc.stderr
+    moved = json.loads(proc.stdout)["trunk"]["channels"]["call"]
+    assert moved["agent_uuid"] == AGENT2 and moved["bound"] is True
+    got = json.loads(run("trunk", "get", "+12084439178", "--api", "mihu_byo", "--json").stdout)
+    assert got["id"] == "+12084439178"
+    listed = json.loads(run("trunk", "list", "--api", "mihu_byo", "--all", "--json").stdout)
+    assert [t["number"] for t in listed["items"]] == ["+12084439178"]
+    proc = run("trunk", "get", "-c", f, "--api", "mihu")  # contradicts the file
+    assert proc.returncode == 2 and "contradicts" in proc.stderr
+    assert run("trunk", "delete", "+12084439178", "--api", "mihu_byo").returncode == 0
+    proc = run("trunk", "get", "-c", f)
+    assert proc.returncode == 1 and "404" in proc.stderr
