@@ -2,6 +2,8 @@
 
 - Mihu SIP-trunk connections: create, list, delete; assign one to an agent (409 phone_in_use
   when another agent answers the number, unless ``force``; the agent's old binding goes).
+  A number may have several connections (the docs say nothing of uniqueness), so only the
+  client's look-up keeps a lost answer from making a second one.
 - Mihu external (BYO) trunks under /phone-numbers/trunks, keyed by (phone_number, channel):
   create (409 when the pair exists or the agent serves another number on the channel), PATCH
   (partial; an empty string clears a credential), PUT assign, DELETE ?phone_number=&channel=,
