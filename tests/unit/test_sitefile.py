@@ -208,3 +208,22 @@ def test_mangled_site_files_load_or_fail_cleanly(tmp_path):
             outcomes["refused"] += 1
     figures("site files", files=CORPUS, errors=0, **outcomes)
     assert outcomes["refused"] > CORPUS // 4 and outcomes["loaded"] > 0, outcomes
+
+
+@pytest.mark.parametrize("command", ["connector", "trunk"])
+@pytest.mark.parametrize("text", [
+    _laughs("{k0: 1, k1: 1, k2: 1, k3: 1}", "{{<<: [{}]}}", width=8, levels=8),
+    "\n".join("[" * 60 for _ in range(80)) + "\n" + "\n".join("]" * 60 for _ in range(80)),
+], ids=["merge-laughs", "deep"])
+def test_create_commands_refuse_hostile_files_with_exit_2(tmp_path, monkeypatch, capsys,
+                                                          command, text):
+    # `create` re-reads a refused file for its kind: that read is bounded too
+    from sipkit.cli.main import main
+
+    for var in ("SIPKIT_API_URL", "SIPKIT_API_TOKEN", "SIPKIT_API_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    assert main([command, "create", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err and "internal error" not in err
