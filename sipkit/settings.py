@@ -27,7 +27,7 @@ from pydantic import (
 from .endpoint import SipEndpoint
 from .errors import FieldProblem, SettingsError
 from .net.addresses import parse_ip, split_hostport
-from .sitefile import StringLoader, check_bounds, read_site_document
+from .sitefile import check_bounds, read_site_document
 
 SECRET_FIELDS = frozenset({"pbx_password", "auth_password", "password"})
 
@@ -49,7 +49,7 @@ def _comma_list(value: str) -> list[str]:
 
 class _Model(BaseModel):
     # JSON site files may carry numbers where the API wants strings (an extension 100);
-    # YAML is loaded with every scalar as a string (see _StringLoader) for the same reason.
+    # YAML is loaded with every scalar as a string (see sitefile.StringLoader) for the same reason.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
 
 
@@ -373,10 +373,6 @@ _FIXES = {
     "channel": "use call",
     "direction": "use one of: inbound, outbound, both",
 }
-
-
-# The hardened YAML loader lives with the rest of the file reading (sitefile.py).
-_StringLoader = StringLoader
 
 
 def _expand(value: Any, path: str, problems: list[FieldProblem], env: dict[str, str]) -> Any:

@@ -210,20 +210,22 @@ def test_mangled_site_files_load_or_fail_cleanly(tmp_path):
     assert outcomes["refused"] > CORPUS // 4 and outcomes["loaded"] > 0, outcomes
 
 
-@pytest.mark.parametrize("command", ["connector", "trunk"])
+@pytest.mark.parametrize("command", [["connector", "create"], ["trunk", "create"],
+                                     ["normalize", "1"]], ids=["connector", "trunk", "normalize"])
 @pytest.mark.parametrize("text", [
     _laughs("{k0: 1, k1: 1, k2: 1, k3: 1}", "{{<<: [{}]}}", width=8, levels=8),
     "\n".join("[" * 60 for _ in range(80)) + "\n" + "\n".join("]" * 60 for _ in range(80)),
 ], ids=["merge-laughs", "deep"])
-def test_create_commands_refuse_hostile_files_with_exit_2(tmp_path, monkeypatch, capsys,
-                                                          command, text):
-    # `create` re-reads a refused file for its kind: that read is bounded too
+def test_other_readers_of_site_files_refuse_hostile_ones_with_exit_2(tmp_path, monkeypatch,
+                                                                     capsys, command, text):
+    # `create` re-reads a refused file for its kind, `normalize` reads its normalizer: both
+    # through the same bounded reader
     from sipkit.cli.main import main
 
     for var in ("SIPKIT_API_URL", "SIPKIT_API_TOKEN", "SIPKIT_API_TOKEN_FILE"):
         monkeypatch.delenv(var, raising=False)
     path = tmp_path / "site.yaml"
     path.write_text(text)
-    assert main([command, "create", "-c", str(path)]) == 2
+    assert main([command[0], "-c", str(path), *command[1:]]) == 2
     err = capsys.readouterr().err
     assert "invalid settings" in err and "internal error" not in err
