@@ -71,7 +71,8 @@ def dialog_table(rows: list[dict], width: int | None = None) -> str:
     for r in rows:
         rtp = f"{r['rtp_to_callee']}/{r['rtp_to_caller']}" if r["kind"] == "INVITE" else ""
         t.add_row(r["call_id"][:20], r["kind"], f"{r['from'] or '?'} → {r['to'] or '?'}",
-                  r["final"] or "-", str(r["packets"]), rtp, r["problem"] or "")
+                  r["final"] or "-", str(r["packets"]), rtp,
+                  r["problem"] or (f"({r['media']})" if r.get("media") else ""))
     buf = StringIO()
     Console(file=buf, highlight=False, width=width or 120, soft_wrap=False).print(t)
     return buf.getvalue()

@@ -104,11 +104,18 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
     from ..redact import Redactor
     from ..settings import load_site, parse_overrides
 
-    if config is None and not sets:
-        raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
-                         "see README 'Site file'")
-    site = load_site(config, parse_overrides(list(sets)))
-    api = ApiSettings.load(api_url, token_file)
+    try:
+        if config is None and not sets:
+            raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
+                             "see README 'Site file'")
+        site = load_site(config, parse_overrides(list(sets)))
+        api = ApiSettings.load(api_url, token_file)
+    except UsageError as exc:
+        if as_json:  # scripts read stdout: the error as JSON there, the message on stderr
+            from ..render.json import error_object
+
+            click.echo(error_object(exc))
+        raise
     options = RunOptions(
         timeout=timeout, insecure=insecure, ca_file=ca_file or site.check.ca_file,
         nameserver=nameserver or site.check.nameserver,
