@@ -43,14 +43,15 @@ def analyze(capture, as_json, dialogs, verbose):
     else:
         import sys
 
-        from ..render.human import render
+        from ..render.human import render, screen
 
+        color, width = screen(sys.stdout)
         cap = report.get("capture")
         rows = (cap.details.get("dialogs", []) if cap else [])[:dialogs]
         if rows:
-            width = None if sys.stdout.isatty() else 120
             click.echo(dialog_table(rows, width), nl=False)
-        click.echo(render(report, redactor, verbose=verbose), nl=False)
+        click.echo(render(report, redactor, verbose=verbose, color=color, width=width), nl=False,
+                   color=color)
     click.get_current_context().exit(1 if report.status in ("fail", "error") else 0)
 
 

@@ -158,8 +158,11 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         click.echo(render_json(report, redactor))
     else:
         from ..render.human import render as render_human
+        from ..render.human import screen
 
-        click.echo(render_human(report, redactor, verbose=verbose, color=color), nl=False)
+        color, width = screen(sys.stdout, color)
+        click.echo(render_human(report, redactor, verbose=verbose, color=color, width=width),
+                   nl=False, color=color)
     click.get_current_context().exit(code)
 
 
