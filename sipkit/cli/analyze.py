@@ -13,9 +13,12 @@ import click
               "`sipkit check --json`).")
 @click.option("--dialogs", type=click.IntRange(0), default=30, show_default=True,
               help="How many dialogs to list (problems first).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page: verdicts, example ladders as "
+                   "sequence diagrams.")
 @click.option("-v", "--verbose", count=True, help="Show a SIP ladder of an example dialog for "
               "each problem.")
-def analyze(capture, as_json, dialogs, verbose):
+def analyze(capture, as_json, dialogs, verbose, html_file):
     """Diagnose a SIP capture (pcap/pcapng): registrations, auth loops, calls and their
     answers, retransmissions, SDP addresses, NAT, RTP each way.
 
@@ -36,6 +39,10 @@ def analyze(capture, as_json, dialogs, verbose):
     except (ValueError, OSError) as exc:
         raise UsageError(f"{capture}: {exc}") from None
     redactor = Redactor()
+    if html_file is not None:
+        from ..render.html import render as render_html
+
+        html_file.write_text(render_html(report, redactor), encoding="utf-8")
     if as_json:
         from ..render.json import render
 

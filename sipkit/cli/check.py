@@ -88,11 +88,14 @@ class _Progress:
 @click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every SIP message sipkit sent and received to this pcap (no root "
                    "needed; passwords and digest responses masked).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page for a support ticket: verdicts, SIP "
+                   "sequence diagrams, call media, settings (no secrets).")
 @click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
-          strict, verbose, color, create, replace, junit, pcap, api_url, token_file):
+          strict, verbose, color, create, replace, junit, pcap, html_file, api_url, token_file):
     """Check that a PBX extension (or a SIP trunk) will work with Mihu.
 
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
@@ -152,6 +155,11 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         from ..render.junit import render as render_junit
 
         junit.write_text(render_junit(report, redactor))
+    if html_file is not None:
+        from ..render.html import render as render_html
+
+        html_file.write_text(render_html(report, redactor, {"check": site.check.model_dump(
+            mode="json")}), encoding="utf-8")
     if as_json:
         from ..render.json import render as render_json
 
