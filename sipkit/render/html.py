@@ -171,6 +171,11 @@ def _call_section(call: dict) -> str:
                       for k, v in facts) + "</table>")
 
 
+def _message(e: dict) -> str:
+    arrow = "→ " if e.get("direction") == "out" else "← "
+    return f"<pre>{escape(arrow + (e.get('peer') or ''))}\n{escape(e['text'])}</pre>"
+
+
 def _kv(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     rows = []
     for key, value in data.items():
@@ -209,27 +214,33 @@ def render(report: Report, redactor: Redactor, settings: dict[str, Any] | None =
         p = data["provisioning"]
         parts.append(f"<h2>Mihu connector</h2><p>{escape(str(p.get('action')))}: "
                      f"{escape(str(p.get('reason') or p.get('connector', {}).get('pbx_extension_connector_uuid', '')))}</p>")
+    calls = [c for c in data["checks"] if isinstance((c.get("details") or {}).get("call"), dict)]
+    if calls:
+        parts.append("<h2>Test calls: media per direction</h2>")
+        for c in calls:
+            parts.append(f'<h3>{escape(c["id"])} {_badge(c["status"])}</h3><div class="call">'
+                         f'{_call_section(c["details"]["call"])}</div>')
     parts.append("<h2>Evidence</h2>")
+    quiet = []
     for c in data["checks"]:
+        evidence = c.get("evidence") or []
+        if not evidence:
+            quiet.append(c["id"])
+            continue
         parts.append(f'<h3 id="c-{escape(c["id"])}">{escape(c["id"])} {_badge(c["status"])}</h3>')
-        svg = sequence_svg(c.get("evidence") or [], merge_local_ports=not capture)
+        svg = sequence_svg(evidence, merge_local_ports=not capture)
         if svg:
             parts.append(f'<div class="ladder" data-check="{escape(c["id"])}">{svg}</div>')
-        call = (c.get("details") or {}).get("call")
-        if isinstance(call, dict):
-            parts.append(f'<div class="call">{_call_section(call)}</div>')
-        notes = [e for e in c.get("evidence") or [] if e.get("kind") != "sip"]
+        notes = [e for e in evidence if e.get("kind") != "sip"]
         if notes:
             parts.append("<ul>" + "".join(f"<li>{escape(e['summary'])}</li>" for e in notes)
                          + "</ul>")
-        messages = [e for e in c.get("evidence") or [] if e.get("kind") == "sip" and e.get("text")]
+        messages = [e for e in evidence if e.get("kind") == "sip" and e.get("text")]
         if messages:
             parts.append(f"<details><summary>{len(messages)} SIP message(s), redacted"
-                         "</summary>" + "".join(
-                             f"<pre>{escape(('→ ' if e.get('direction') == 'out' else '← ') + (e.get('peer') or ''))}\n"
-                             f"{escape(e['text'])}</pre>" for e in messages) + "</details>")
-        if not svg and not notes and not isinstance(call, dict):
-            parts.append('<p class="muted">no evidence recorded</p>')
+                         "</summary>" + "".join(_message(e) for e in messages) + "</details>")
+    if quiet:
+        parts.append(f'<p class="muted">no evidence recorded: {escape(", ".join(quiet))}</p>')
     parts.append("<h2>Settings</h2><table class=\"kv\" id=\"settings\">")
     shown = {"target": t, "options": data.get("options") or {}}
     if settings:
