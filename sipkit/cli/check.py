@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from ..errors import UsageError
+from .exitcodes import INTERRUPTED
 
 # Checks that depend on the connector existing; `--create` runs them again afterwards.
 POST_CREATE = ("allowed_ip", "call_inbound")
@@ -130,11 +133,26 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
 
         recorder = PcapRecorder()
     live = not as_json and sys.stderr.isatty()
+    finished: list = []
+
+    def on_event(cid, kind, result):
+        progress.event(cid, kind, result)
+        if kind == "done":
+            finished.append(result)
+
+    t0 = time.monotonic()
     with _Progress(live) as progress:
-        report = asyncio.run(run_checks(site, options, _ids(only), _ids(skip),
-                                        on_event=progress.event, redactor=redactor,
-                                        recorder=recorder))
-    code = report.exit_code(strict)
+        report = _interruptible(run_checks(site, options, _ids(only), _ids(skip),
+                                           on_event=on_event, redactor=redactor,
+                                           recorder=recorder))
+    interrupted = report is None
+    if interrupted:  # Ctrl-C: the calls hung up and the checks cleaned up; say what finished
+        from ..report import Report
+
+        report = Report(target=site.public_view(), checks=finished,
+                        options={"interrupted": True}).finish((time.monotonic() - t0) * 1000)
+        create = False
+    code = INTERRUPTED if interrupted else report.exit_code(strict)
     if create:
         code = _create(report, site, code, replace, api)
         if report.provisioning and report.provisioning.get("connector"):
@@ -160,6 +178,14 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
 
         html_file.write_text(render_html(report, redactor, {"check": site.check.model_dump(
             mode="json")}), encoding="utf-8")
+    _output(report, redactor, as_json, verbose, color)
+    if interrupted:
+        click.echo("interrupted (Ctrl-C): test calls hung up, their registrations removed; "
+                   f"{len(finished)} check(s) finished, the others did not", err=True)
+    click.get_current_context().exit(code)
+
+
+def _output(report, redactor, as_json: bool, verbose: int, color: bool | None) -> None:
     if as_json:
         from ..render.json import render as render_json
 
@@ -171,7 +197,34 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         color, width = screen(sys.stdout, color)
         click.echo(render_human(report, redactor, verbose=verbose, color=color, width=width),
                    nl=False, color=color)
-    click.get_current_context().exit(code)
+
+
+def _interruptible(coro):
+    """asyncio.run, except that Ctrl-C cancels the checks and returns None once they have
+    cleaned up (a test call hangs up and un-registers on cancellation: sipkit.media.call).
+    A second Ctrl-C is Python's own KeyboardInterrupt."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        hit = []
+
+        def on_sigint():
+            hit.append(True)
+            loop.remove_signal_handler(signal.SIGINT)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if hit:
+                return None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(main())
 
 
 def _create(report, site, code: int, replace: bool, api) -> int:

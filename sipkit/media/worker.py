@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 
@@ -134,7 +135,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
 
     def pump(cond, timeout: float, tick=None) -> bool:
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while time.monotonic() < end and not STOP:
             ep.libHandleEvents(PUMP_MS)
             if tick:
                 tick()
@@ -368,7 +369,14 @@ def _finish(state: dict, out: dict) -> dict:
         os._exit(0)
 
 
+STOP: list[int] = []  # SIGTERM from the parent (Ctrl-C there): end the call now, cleanly
+
+
 def main() -> None:
+    # The terminal's Ctrl-C reaches the whole process group: the parent decides, and asks for
+    # a clean stop with SIGTERM (pump() returns, the call hangs up, _finish un-registers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: STOP.append(1))
     try:
         params = json.loads(sys.stdin.read())
         if not isinstance(params, dict) or not params.get("target") or not params.get("local_ip"):
