@@ -82,3 +82,13 @@ def run_pty(*args: str, env: dict | None = None, cols: int = 80, timeout: float 
     run = PtyRun(*args, env=env, cols=cols)
     run.wait(timeout)
     return run
+
+
+def answer(run: PtyRun, prompt: str, text: str, timeout: float = 30) -> None:
+    """Wait for ``prompt`` (a regex) after what was read so far, then type ``text`` + Enter."""
+    start = len(visible(run.output))
+    deadline = time.monotonic() + timeout
+    while not re.search(prompt, visible(run.output)[start:]):
+        if time.monotonic() > deadline or not run._read(0.2):
+            raise AssertionError(f"no prompt {prompt!r}:\n{visible(run.output)}")
+    os.write(run.fd, text.encode() + b"\r")

@@ -13,6 +13,7 @@ from .. import __version__
 
 # name -> "module:attribute"; a module that is not there yet is simply not listed.
 COMMANDS = {
+    "init": ("sipkit.cli.init", "init", "Write a starter site file (asks on a terminal)."),
     "check": ("sipkit.cli.check", "check", "Check a PBX before (and after) creating a connector."),
     "connector": ("sipkit.cli.connector", "connector", "Mihu PBX extension connectors: create, list, get, delete."),
     "server": ("sipkit.cli.connector", "server", "The account's SIP connector server: show, allocate, release."),
