@@ -19,6 +19,7 @@ COMMANDS = {
     "server": ("sipkit.cli.connector", "server", "The account's SIP connector server: show, allocate, release."),
     "normalize": ("sipkit.cli.normalize", "normalize", "Apply a connector's number rule to numbers."),
     "probe": ("sipkit.cli.probe", "probe", "Periodic health probes (Prometheus, Nagios, JSON lines)."),
+    "nagios": ("sipkit.cli.nagios", "nagios", "One probe as a Nagios/Icinga plugin (-H host -p port -w/-c)."),
     "analyze": ("sipkit.cli.analyze", "analyze", "Diagnose a SIP capture (pcap)."),
     "lab": ("sipkit.cli.lab", "lab", "The local SIP lab: a real PBX, connector server and API sandbox."),
 }
