@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 from ..redact import Redactor
-from ..report import Report
+from ..report import Report, target_line
 
 COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#6e7781",
            "error": "#8250df"}
@@ -192,8 +192,7 @@ def render(report: Report, redactor: Redactor, settings: dict[str, Any] | None =
     settings = redactor.walk(settings or {})
     t = data.get("target") or {}
     capture = "capture" in t
-    title = (f"sipkit analyze {t['capture']}" if capture else
-             f"sipkit check {t.get('registrar_server') or t.get('gateway') or ''}")
+    title = "sipkit " + ("" if capture else "check · ") + target_line(t)
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
              f'<meta name="viewport" content="width=device-width">'
              f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
