@@ -51,7 +51,9 @@ def up(directory, prefix, as_json):
     click.echo(f"site file (TLS): {summary['tls_site_file']}")
     if summary.get("ipv6_site_file"):
         click.echo(f"site file (IPv6, signalling): {summary['ipv6_site_file']}")
-    click.echo(f"API env:         {summary['env_file']}")
+    click.echo(f"API env:         {summary['env_file']}  (source it: . {summary['env_file']})")
+    click.echo(f"extensions:      100, 101, 102 (passwords in "
+               f"{Path(summary['directory']) / 'secrets.json'})")
 
 
 @lab.command()
