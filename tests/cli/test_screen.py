@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from sipkit.settings import load_site
 from tests.terminal import ANSI, run_pty, visible
 
 SITE = """agent_uuid: 3c90c3cc-0d44-4b50-8888-8dd25736052a
@@ -56,3 +59,17 @@ def test_piped_output_follows_columns(tmp_path, run_sipkit):
     assert not long_lines(proc.stdout, 80)
     forced = run_sipkit("check", "-c", site(tmp_path), "--only", "config", "--color")
     assert ANSI.search(forced.stdout)
+
+
+@pytest.mark.lab
+def test_connector_list_on_80_columns_never_cuts_a_phone_number(lab, run_sipkit):
+    env = lab.env()
+    made = run_sipkit("connector", "create", "--config", str(lab.site_file), "--skip-checks",
+                      env=env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    number = load_site(lab.site_file).phone_number
+    run = run_pty("connector", "list", env=env, cols=80)
+    text = visible(run.output)
+    assert run.returncode == 0, text
+    assert number in text  # whole, on one line
+    assert "…" not in text and not long_lines(text, 80)

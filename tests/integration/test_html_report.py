@@ -43,6 +43,10 @@ def test_html_report_in_chromium(lab, run_sipkit, tmp_path):
     env = lab.env()
     token = Path(env["SIPKIT_API_TOKEN_FILE"]).read_text().strip()
     password = lab.passwords()["100"]
+    # the connector exists (idempotent), so both test calls go through and are drawn
+    made = run_sipkit("connector", "create", "--config", str(lab.site_file), "--skip-checks",
+                      env=env)
+    assert made.returncode == 0, made.stdout + made.stderr
     proc = run_sipkit("check", "-c", str(lab.site_file), "--json", "--html", str(page),
                       "--pcap", str(pcap), env=env, timeout=120)
     report = report_of(proc)
@@ -64,7 +68,7 @@ def test_html_report_in_chromium(lab, run_sipkit, tmp_path):
     assert expected and drawn == expected
     assert drawn["register"] >= 4  # the challenge, the authenticated REGISTER, the removal
     # the calls' media: a lane per direction, with MOS
-    assert dom.stdout.count('class="media"') >= 2 and "MOS" in dom.stdout
+    assert dom.stdout.count('class="media"') >= 4 and "MOS" in dom.stdout  # two calls
     for c in report["checks"]:  # the verdict table: every check with its status
         assert f'<tr class="check {c["status"]}">' in dom.stdout
 
