@@ -117,7 +117,7 @@ def media_svg(call: dict) -> str:
     as one span per direction over the media time (totals only)."""
     seconds = float(call.get("media_seconds") or 0) or 1.0
     width, lane_h, left = 640, 46, 150
-    scale = (width - left - 20) / seconds
+    scale = (width - left - 110) / seconds  # room on the right for the rate label
     rows = (("tx", "sipkit → far end"), ("rx", "far end → sipkit"))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{40 + lane_h * 2}" '
            'role="img" aria-label="media per direction">']
@@ -128,14 +128,19 @@ def media_svg(call: dict) -> str:
         packets = int(d.get("packets") or 0)
         colour = "#1a7f37" if packets else "#cf222e"
         out.append(f'<text x="4" y="{y + 16}">{escape(name)}</text>')
-        points = [(float(s.get("t_s", 0)), int((s.get(key) or {}).get("packets", 0)))
-                  for s in timeline]
-        if len(points) >= 2:  # packets per interval, as a line
-            top = max(1, max(p - q for (_, p), (_, q) in zip(points[1:], points[:-1])))
-            coords = " ".join(f"{left + t * scale:.1f},{y + 26 - 24 * (p - q) / top:.1f}"
-                              for (t, p), (_, q) in zip(points[1:], points[:-1]))
+        # rates between samples only: packets sent before the first sample (the call was
+        # answered a moment before the media clock started) would draw a false burst
+        points = [(float(p.get("t_s", 0)), int((p.get(key) or {}).get("packets", 0)))
+                  for p in timeline]
+        rates = [(t, (p - q) / max(t - u, 1e-3)) for (t, p), (u, q) in zip(points[1:], points)]
+        if len(rates) >= 2:  # packets per second in each interval: a gap shows as a dip
+            top = max(1.0, max(r for _, r in rates))
+            coords = " ".join(f"{left + t * scale:.1f},{y + 24 - 20 * r / top:.1f}"
+                              for t, r in rates)
             out.append(f'<polyline class="media" points="{coords}" fill="none" '
                        f'stroke="{colour}" stroke-width="2"/>')
+            out.append(f'<text x="{left + seconds * scale + 8}" y="{y + 8}" fill="#57606a">'
+                       f"max {top:.0f} pkt/s</text>")
         else:
             out.append(f'<rect class="media" x="{left}" y="{y + 4}" width="{seconds * scale:.1f}" '
                        f'height="18" fill="{colour}" opacity="{0.75 if packets else 0.25}"/>')
@@ -146,7 +151,8 @@ def media_svg(call: dict) -> str:
         out.append(f'<text x="{left + 6}" y="{y + 38}" fill="#57606a">{escape(text)}</text>')
     axis_y = 14 + lane_h * 2 + 14
     out.append(f'<text x="{left}" y="{axis_y}" fill="#57606a">0 s</text>')
-    out.append(f'<text x="{width - 20}" y="{axis_y}" text-anchor="end" fill="#57606a">'
+    out.append(f'<text x="{left + seconds * scale}" y="{axis_y}" text-anchor="end" '
+               'fill="#57606a">'
                f'{seconds:g} s</text></svg>')
     return "\n".join(out)
 
@@ -211,8 +217,9 @@ def render(report: Report, redactor: Redactor, settings: dict[str, Any] | None =
     parts.append("</table>")
     if data.get("provisioning"):
         p = data["provisioning"]
+        what = p.get("reason") or (p.get("connector") or {}).get("pbx_extension_connector_uuid")
         parts.append(f"<h2>Mihu connector</h2><p>{escape(str(p.get('action')))}: "
-                     f"{escape(str(p.get('reason') or p.get('connector', {}).get('pbx_extension_connector_uuid', '')))}</p>")
+                     f"{escape(str(what or ''))}</p>")
     calls = [c for c in data["checks"] if isinstance((c.get("details") or {}).get("call"), dict)]
     if calls:
         parts.append("<h2>Test calls: media per direction</h2>")

@@ -69,6 +69,7 @@ def test_html_report_in_chromium(lab, run_sipkit, tmp_path):
     assert drawn["register"] >= 4  # the challenge, the authenticated REGISTER, the removal
     # the calls' media: a lane per direction, with MOS
     assert dom.stdout.count('class="media"') >= 4 and "MOS" in dom.stdout  # two calls
+    assert dom.stdout.count('<polyline class="media"') >= 4  # packets/s over each call
     for c in report["checks"]:  # the verdict table: every check with its status
         assert f'<tr class="check {c["status"]}">' in dom.stdout
 
