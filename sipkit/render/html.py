@@ -14,12 +14,13 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ..redact import Redactor
+from ..redact import MASK, Redactor
 from ..report import Report, target_line
 
 COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#6e7781",
            "error": "#8250df"}
 LANE_GAP, ROW_H, TOP = 230, 26, 46  # sequence diagram geometry (px)
+MAX_DIALOGS = 200  # what analyze keeps anyway
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328}
@@ -177,6 +178,21 @@ def _call_section(call: dict) -> str:
                       for k, v in facts) + "</table>")
 
 
+def _dialogs(rows: list[dict]) -> str:
+    """analyze: the dialogs, problems first, as the terminal table shows them."""
+    head = ("Call-ID", "method", "from → to", "final", "packets", "RTP →/←", "problem")
+    out = ['<h2>Dialogs</h2><table id="dialogs"><tr>'
+           + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    for r in rows[:MAX_DIALOGS]:
+        invite = r.get("kind") == "INVITE"
+        rtp = f"{r.get('rtp_to_callee')}/{r.get('rtp_to_caller')}" if invite else ""
+        problem = r.get("problem") or (f"({r['media']})" if r.get("media") else "")
+        cells = (r.get("call_id", "")[:24], r.get("kind"), f"{r.get('from') or '?'} → "
+                 f"{r.get('to') or '?'}", r.get("final") or "-", r.get("packets"), rtp, problem)
+        out.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in cells) + "</tr>")
+    return "".join(out) + "</table>"
+
+
 def _message(e: dict) -> str:
     arrow = "→ " if e.get("direction") == "out" else "← "
     return f"<pre>{escape(arrow + (e.get('peer') or ''))}\n{escape(e['text'])}</pre>"
@@ -220,6 +236,10 @@ def render(report: Report, redactor: Redactor, settings: dict[str, Any] | None =
         what = p.get("reason") or (p.get("connector") or {}).get("pbx_extension_connector_uuid")
         parts.append(f"<h2>Mihu connector</h2><p>{escape(str(p.get('action')))}: "
                      f"{escape(str(what or ''))}</p>")
+    dialogs = next((c["details"].get("dialogs") for c in data["checks"]
+                    if c["id"] == "capture" and capture), None)
+    if dialogs:
+        parts.append(_dialogs(dialogs))
     calls = [c for c in data["checks"] if isinstance((c.get("details") or {}).get("call"), dict)]
     if calls:
         parts.append("<h2>Test calls: media per direction</h2>")
@@ -255,4 +275,14 @@ def render(report: Report, redactor: Redactor, settings: dict[str, Any] | None =
         parts.append(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>")
     parts.append("</table><p class=muted>Passwords, digest responses and API tokens are "
                  "never written to this page.</p></body></html>")
-    return redactor("\n".join(parts))
+    return _net(redactor, "\n".join(parts))
+
+
+def _net(redactor: Redactor, page: str) -> str:
+    """The last net: this run's literal secrets, raw or as escaped, replaced by an escaped
+    mask. (Redactor's own text pass would write a raw "<redacted>" tag into the page, and
+    the digest parameters were masked in the data already.)"""
+    for secret in sorted(redactor.secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            page = page.replace(secret, escape(MASK)).replace(escape(secret), escape(MASK))
+    return page

@@ -57,6 +57,9 @@ def test_html_report_in_chromium(lab, run_sipkit, tmp_path):
     assert not re.findall(r"url\((?!#)", html)
     for secret in (password, token):
         assert secret not in html
+    assert "response=&quot;&lt;redacted&gt;&quot;" in html  # the digest response, masked
+    assert "<redacted>" not in html  # ...and escaped: no stray tag in the page
+    assert not re.search(r'response=(&quot;|")[0-9a-f]{32,}', html)
     assert "register" in html and "Verdicts" in html
 
     dom = chromium(tmp_path, "--dump-dom", page.as_uri())
@@ -86,6 +89,7 @@ def test_html_report_in_chromium(lab, run_sipkit, tmp_path):
     assert "no audio" not in proc.stdout and "RTP not in this capture" in proc.stdout
     text = apage.read_text()
     assert "RTP not in this capture" in text and password not in text
+    assert '<table id="dialogs">' in text and "INVITE" in text
     assert chromium(tmp_path, "--dump-dom", apage.as_uri()).returncode == 0
 
 
