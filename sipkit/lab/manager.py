@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import LabError, UsageError
 
 DEFAULT_PREFIX = "127.0.0"
 REALM = "pbx.sipkit.test"
@@ -285,8 +285,8 @@ class Lab:
         server, the allowed-IP list, the certificates): never start another prefix on it."""
         before = recorded_prefix(self.directory)
         if before not in (None, self.prefix):
-            if any(c.alive() for c in comps):
-                raise LabError(
+            if any(c.alive() for c in comps):  # the user's choice to fix: a usage error
+                raise UsageError(
                     f"the lab in {self.directory} is running on {before}.x, not {self.prefix}.x: "
                     f"stop it first (sipkit lab down --dir {self.directory}), or give this "
                     "prefix its own folder with --dir")

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from sipkit.errors import LabError
+from sipkit.errors import UsageError
 from sipkit.lab.manager import Lab
 from tests.conftest import report_of
 
@@ -36,10 +36,10 @@ def test_lab_folder_follows_the_prefix(tmp_path, run_sipkit):
         assert json.dumps(server).count(f"{first}.2"), server
         # another prefix on the running folder: refused, naming both and the way out
         proc = run_sipkit("lab", "up", "--dir", str(folder), "--prefix", second)
-        assert proc.returncode != 0
+        assert proc.returncode == 2
         assert f"running on {first}.x, not {second}.x" in proc.stderr
         assert "sipkit lab down --dir" in proc.stderr and "Traceback" not in proc.stderr
-        with pytest.raises(LabError):
+        with pytest.raises(UsageError):
             Lab(directory=folder, prefix=second).up()
     finally:
         a.down()
