@@ -159,12 +159,15 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
             # Checks that need the connector (server allocated, source allowed) run again.
             again = [c.id for c in report.checks if c.id in POST_CREATE]
             if again:
-                rerun = asyncio.run(run_checks(site, options, only=again, redactor=redactor,
-                                               recorder=recorder))
-                fresh = {c.id: c for c in rerun.checks if c.id in again}
-                report.checks = [fresh.get(c.id, c) for c in report.checks]
-                report.finish(report.duration_ms + rerun.duration_ms)
-                code = max(code, report.exit_code(strict))
+                rerun = _interruptible(run_checks(site, options, only=again,
+                                                  redactor=redactor, recorder=recorder))
+                if rerun is None:  # Ctrl-C: the first run's verdicts and the connector stand
+                    interrupted, code = True, INTERRUPTED
+                else:
+                    fresh = {c.id: c for c in rerun.checks if c.id in again}
+                    report.checks = [fresh.get(c.id, c) for c in report.checks]
+                    report.finish(report.duration_ms + rerun.duration_ms)
+                    code = max(code, report.exit_code(strict))
     if recorder is not None:
         written = recorder.write(pcap, secrets_of(site))
         report.options["pcap"] = {"file": str(pcap), "packets": written,
