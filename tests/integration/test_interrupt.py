@@ -20,14 +20,15 @@ def pbx_requests(lab, method: str) -> int:
 
 def test_ctrl_c_during_a_call_hangs_up_and_cleans_up(lab, run_sipkit, tmp_path):
     site = site_variant(lab, tmp_path, **{"check.call_seconds": "30"})
-    byes, invites = pbx_requests(lab, "BYE"), pbx_requests(lab, "INVITE")
+    byes, acks = pbx_requests(lab, "BYE"), pbx_requests(lab, "ACK")
     run = PtyRun("check", "-c", str(site), "--only", "call_outbound", env=lab.env(), cols=100)
     try:
         assert run.read_until(r"call_outbound\s+running", 60), visible(run.output)
-        deadline = time.monotonic() + 30  # the call is up once the PBX relayed the INVITE
-        while pbx_requests(lab, "INVITE") == invites and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # the call is up once the PBX relayed our ACK
+        while pbx_requests(lab, "ACK") == acks and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(1.5)  # into the media
+        assert pbx_requests(lab, "ACK") > acks, "the call was never answered"
+        time.sleep(1.0)  # into the media
         run.signal()
         rc = run.wait(40)
     finally:
