@@ -221,6 +221,9 @@ def render(report: Report, redactor: Redactor, settings: dict[str, Any] | None =
              f"<h1>{escape(title)} {_badge(data['status'])}</h1>",
              f'<div class="muted">sipkit {escape(data["sipkit_version"])} · started '
              f'{escape(str(data["started_at"]))} · {_ms(data["duration_ms"])}</div>']
+    if data.get("options", {}).get("interrupted"):
+        parts.append('<p style="color:#9a6700">Interrupted (Ctrl-C): only the checks that '
+                     "finished are listed.</p>")
     if data.get("options", {}).get("insecure"):
         parts.append('<p style="color:#9a6700">TLS verification was OFF (--insecure).</p>')
     parts.append('<h2>Verdicts</h2><table id="verdicts"><tr><th>check</th><th>verdict</th>'

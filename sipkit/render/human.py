@@ -99,6 +99,9 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
                       width=width or PIPED_WIDTH, highlight=False, soft_wrap=False)
     head = f"sipkit {report.sipkit_version} · {target_line(report.target)}"
     console.print(Text(head, style="bold"))
+    if report.options.get("interrupted"):
+        console.print(Text("interrupted (Ctrl-C): only the checks that finished are listed",
+                           style="yellow"))
     if report.options.get("insecure"):
         console.print(Text("TLS verification is OFF (--insecure): certificate problems are "
                            "reported but do not fail", style="yellow"))
