@@ -139,25 +139,34 @@ def _credentials_problem(module) -> str | None:
 def nagios(hostname, port, timeout, warning, critical, prober, transport, username, auth_username,
            password_env, password_file, insecure, ca_file, source_ip, config, module_name):
     """One SIP probe as a Nagios/Icinga plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-    import asyncio
-
     from ..net.addresses import hostport
-    from ..probe.probers import run_probe
 
     module = _module(config, module_name, prober, transport, timeout, username, auth_username,
                      password_env, password_file, insecure, ca_file, source_ip)
     days = module.prober == "tls"
     warn = threshold(warning, "-w", days)
     crit = threshold(critical, "-c", days)
-    if days and warn is None:
+    target = hostport(hostname, port) if port else hostname
+    raise click.exceptions.Exit(run_module(module, module_name or module.prober, target,
+                                           warn, crit))
+
+
+def run_module(module, name: str, target: str, warn=None, crit=None) -> int:
+    """One probe of ``module`` on ``target``, printed as the plugin line; the exit code.
+    (Public: `probe run --nagios` can answer the same way.)"""
+    import asyncio
+
+    from ..probe.probers import run_probe
+
+    days = module.prober == "tls"
+    if days and warn is None:  # the module's own thresholds when no -w is given
         warn = threshold(str(module.warn_days), "warn_days", True)
     if not days and warn is None and module.warn_rtt_ms:
         warn = threshold(str(module.warn_rtt_ms / 1000), "warn_rtt_ms", False)
     problem = _credentials_problem(module)
     if problem:
         unknown(f"{problem} (a configuration problem, not the server)")
-    target = hostport(hostname, port) if port else hostname
-    res = asyncio.run(run_probe(module_name or module.prober, module, target))
+    res = asyncio.run(run_probe(name, module, target))
     if res.reason.startswith("bad target"):
         unknown(res.reason)
     if not res.success:
@@ -181,4 +190,4 @@ def nagios(hostname, port, timeout, warning, critical, prober, transport, userna
                    if days else f" (RTT {res.rtt_s:.3f} s outside "
                    f"{crit if code == CRITICAL else warn})")
     click.echo(f"SIP {STATES[code]} - {target} {module.prober}: {reason} | {' '.join(perf)}")
-    raise click.exceptions.Exit(code)
+    return code
