@@ -172,7 +172,7 @@ def explain(row: dict, alts: dict[str, str]) -> tuple[str, str]:
     elif row.get("tcp_same_port") == "open":
         summary += "; TCP on the same port connects"
     if proto == "udp":
-        also = " (or port: 5060: UDP answers there)" if ok("udp", 5060) else ""
+        also = " (or keep UDP and set port: 5060, where UDP answers)" if ok("udp", 5060) else ""
         if ok("tls", port):
             hint = f"port {port} speaks TLS, not UDP: set connection_type: tls{also}"
         elif ok("udp", 5060):

@@ -134,4 +134,5 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     console.print()
     console.print(Text.assemble(("Result: ", "bold"), status_cell(report.status),
                                 f"  ({', '.join(parts)}) in {_ms(report.duration_ms)}"))
-    return redactor(buf.getvalue())
+    # rich pads table cells to the width: trailing blanks only get in the way of a paste
+    return redactor("\n".join(line.rstrip() for line in buf.getvalue().split("\n")))
