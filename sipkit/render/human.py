@@ -69,8 +69,7 @@ def _paragraph(console: Console, prefix: str, style: str, body: str, indent: int
     cause or a fix stays one block on a narrow terminal."""
     lines = textwrap.wrap(prefix + body, width=console.width, subsequent_indent=" " * indent,
                           break_on_hyphens=False, break_long_words=False) or [prefix]
-    text = "
-".join(lines)
+    text = "\n".join(lines)
     console.print(Text.assemble((text[:len(prefix)], style), text[len(prefix):]))
 
 
