@@ -293,7 +293,8 @@ class Lab:
             # Stopped: forget the state that names the old addresses (the certificates are
             # remade by their own stamp); the passwords and the token stay.
             for stale in ("api.db", "api.db-wal", "api.db-shm", "connector/allowed_ips",
-                          "site.yaml", "site-tls.yaml", "site-ipv6.yaml", "lab.env"):
+                          "site.yaml", "site-tls.yaml", "site-ipv6.yaml", "trunk.yaml",
+                          "lab.env"):
                 (self.directory / stale).unlink(missing_ok=True)
         self.prefix_file.write_text(self.prefix + "\n")
 
