@@ -59,8 +59,10 @@ class NetLab:
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
     def nft(self, ns: str, script: str) -> None:
-        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=script.encode(),
-                       check=True, capture_output=True)
+        proc = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                              input=script.encode(), capture_output=True)
+        if proc.returncode:
+            raise AssertionError(f"nft in {ns}: {proc.stderr.decode()}\n{script}")
 
     def sysctl(self, ns: str, key: str, value: str) -> None:
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
@@ -127,3 +129,14 @@ def wait_until(pred, seconds: float, what: str, proc: subprocess.Popen | None = 
         time.sleep(0.1)
     tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
     raise AssertionError(f"{what} did not come up in {seconds:g} s\n{tail}")
+
+
+def wait_sip_in(net: NetLab, ns: str, ip: str, port: int, seconds: float = 10) -> bool:
+    """OPTIONS from inside ``ns`` until ``ip:port`` answers (sipkit.lab.manager.wait_sip)."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys; from sipkit.lab.manager import wait_sip; "
+            f"sys.exit(not wait_sip({ip!r}, {port}, {seconds}))")
+    return net.run(ns, [sys.executable, "-c", code], cwd=ROOT).returncode == 0

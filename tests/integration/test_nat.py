@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, report_of
-from tests.netns import SKIP_REASON, NetLab, kamailio, tag
+from tests.netns import SKIP_REASON, NetLab, kamailio, tag, wait_sip_in
 
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
@@ -35,8 +35,7 @@ def natnet(lab):
         kamailio(net, cloud, d / "kamailio.cfg", d / "run" / f"nat{t}",
                  {"CONNECTOR_IP": CLOUD_IP, "TLSCFG": str(d / "tls.cfg"),
                   "ALLOWED_FILE": str(d / "allowed_ips")})
-        net.run(site, [sys.executable, "-c", "import sys; from sipkit.lab.manager import "
-                       f"wait_sip; sys.exit(not wait_sip({CLOUD_IP!r}, 5060, 10))"], cwd=ROOT)
+        assert wait_sip_in(net, site, CLOUD_IP, 5060), "the connector did not answer via NAT"
         yield {"site": site, "cloud": cloud}
 
 
