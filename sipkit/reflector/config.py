@@ -14,7 +14,7 @@ from ..net.addresses import parse_ip, split_hostport
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_token_per_minute: int = Field(default=30, ge=1, le=10000)  # API requests per token
+    per_token_per_minute: int = Field(default=60, ge=1, le=10000)  # API requests per token
     per_target_per_minute: int = Field(default=6, ge=1, le=1000)  # probes towards one address
     max_mirror_bytes: int = Field(default=8192, ge=512, le=65000)  # a bigger message is refused
     mirror_messages: int = Field(default=8, ge=1, le=64)  # per mirror session

@@ -170,7 +170,8 @@ class SipSide:
                         frame = parser.next_frame()
                     except SipParseError:
                         bad = parser.discard()
-                        self.arrived(bad, src, "tcp", too_large=True)
+                        self.arrived(bad, src, "tcp",
+                                     too_large=len(bad) > self.limits.max_mirror_bytes)
                         return  # framing is lost: close
                     if frame is None:
                         break
@@ -197,11 +198,13 @@ class SipSide:
                 call_id = new_call_id(self.ip)
                 event = asyncio.Event()
                 sess.answers[call_id] = event
+                # The id rides in From: the agent's answer copies From (RFC 3261 §8.2.6.2).
                 req = build_request(
-                    "OPTIONS", f"sip:{hostport(*sess.flow)}", from_uri=f"sip:reflector@{self.address}",
+                    "OPTIONS", f"sip:{hostport(*sess.flow)}",
+                    from_uri=f"sip:sipkit-bind-{sess.id}@{self.address}",
                     to_uri=f"sip:{hostport(*sess.flow)}", call_id=call_id, cseq=1,
                     via_host=self.ip, via_port=self.port, transport="UDP",
-                    extra=[("X-Sipkit-Binding", sess.id)], user_agent="sipkit-reflector")
+                    user_agent="sipkit-reflector")
                 t0 = time.monotonic()
                 self._send(req.to_bytes(), sess.flow)
                 try:

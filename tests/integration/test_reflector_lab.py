@@ -50,7 +50,8 @@ loadmodule "maxfwd.so"
 loadmodule "pv.so"
 request_route {{
     mf_process_maxfwd_header("10");
-    subst('/^(Via: SIP\\/2\\.0\\/[A-Z]+ ){pbx_re}:[0-9]+/\\1{wan}:5060/');
+    # Via: this proxy's own Via on top and received= below; rewriting the sent-by as well
+    # would overlap those insertions (and garble the message, as some ALGs do).
     subst('/^(Contact: <sip:[^@]*@){pbx_re}:[0-9]+/\\1{wan}:5060/');
     subst_body('/{pbx_re}/{wan}/g');
     $du = "sip:{reflector}:5060;transport=" + $pr;
@@ -113,7 +114,7 @@ class Outside:
         cfg = {"listen": f"{REFLECTOR}:8443", "tls_cert": str(crt), "tls_key": str(key),
                "public_ip": REFLECTOR, "tokens": str(d / "tokens.yaml"),
                "request_log": str(self.request_log), "nameserver": f"{CLOUD_DNS}:53",
-               "timeout": 2, "limits": {"per_target_per_minute": 60}}
+               "timeout": 2, "limits": {"per_target_per_minute": 60, "per_token_per_minute": 600}}
         (d / "reflector.yaml").write_text(yaml.safe_dump(cfg))
         log = d / "stderr.log"
         proc = self.net.popen(self.cloud, [sys.executable, "-m", "sipkit", "reflector", "serve",
@@ -165,7 +166,7 @@ class Outside:
         if alg and self.alg is None:
             cfg = self.tmp / "alg.cfg"
             cfg.write_text(ALG_CFG.format(lan=ROUTER_LAN, wan=ROUTER_WAN, reflector=REFLECTOR,
-                                          pbx_re=PBX.replace(".", "\\\\.")))
+                                          pbx_re=PBX.replace(".", "\\.")))
             log = self.tmp / "alg.log"
             self.alg = kamailio(self.net, self.router, cfg, self.tmp / "alg-run", {}, log=log)
             wait_until(lambda: f"{ROUTER_LAN}:5060" in self.net.run(
