@@ -66,6 +66,7 @@ async def run(ctx: CheckContext) -> CheckResult:
         return ctx.result("skip", why, NO_REFLECTOR_FIX)
     nb = ctx.site.check.nat_binding
     if nb is None:
+        await client.aclose()
         return ctx.result("skip", "opt-in: set check.nat_binding: {} to measure how long the "
                           "site's NAT keeps an idle UDP flow (it takes up to budget_s)")
     url = ctx.site.check.reflector

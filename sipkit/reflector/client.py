@@ -41,6 +41,9 @@ class ReflectorClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, json: Any = None,
