@@ -157,3 +157,17 @@ def test_nat_binding_is_opt_in(monkeypatch):
     monkeypatch.setenv("SIPKIT_REFLECTOR_TOKEN", "rfl_x")
     r = asyncio.run(nat_binding.run(_ctx(reflector="https://rfl.example.net")))
     assert r.status == "skip" and "opt-in" in r.summary
+
+
+def test_the_shipped_reflector_files_are_valid():
+    from pathlib import Path
+
+    from sipkit.reflector.config import ReflectorConfig
+
+    probes = Path(__file__).resolve().parents[2] / "probes"
+    cfg = ReflectorConfig.model_validate(yaml.safe_load((probes / "reflector.yaml").read_text()))
+    assert cfg.listen_hostport == ("0.0.0.0", 8443) and cfg.limits.per_target_per_minute == 6
+    book = TokenBook.load(probes / "reflector-tokens.yaml")
+    assert book.find("example-only").name == "example-site"
+    unit = (probes / "sipkit-reflector.service").read_text()
+    assert "sipkit reflector serve --config /etc/sipkit/reflector.yaml" in unit
