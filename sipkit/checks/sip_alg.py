@@ -33,6 +33,12 @@ METHODS = ("REGISTER", "INVITE")
 MEDIA_PORT = 40000  # named in the SDP only: no media is sent
 BUDGET = 60
 _SDP_FIELDS = ("c=", "o=", "m=")
+# The clearest example of a rewrite for the summary: the media address first (one-way audio).
+_EXAMPLE_ORDER = ("SDP c=", "Contact", "SDP m=", "SDP o=", "Via", "Max-Forwards")
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def build(conn, ruri_user: str, host: str, port: int, user: str, domain: str) -> dict:
@@ -186,10 +192,12 @@ def verdict(ctx: CheckContext, sent: dict, arrived: dict, errors: dict, url: str
             for c in r["changes"]:
                 if c["field"] not in names:
                     names.append(c["field"])
-        first = changed[0]["changes"][0]
+        every = [c for r in changed for c in r["changes"]]
+        first = min(every, key=lambda c: _EXAMPLE_ORDER.index(c["field"])
+                    if c["field"] in _EXAMPLE_ORDER else len(_EXAMPLE_ORDER))
         what = "; ".join(f"{t}: {', '.join(f)}" for t, f in by_transport.items())
         return ctx.result("fail", f"a SIP ALG rewrites SIP on the way out ({what}); e.g. "
-                          f"{first['field']} {first['sent']!r} -> {first['arrived']!r} "
+                          f"{first['field']} {_short(first['sent'])!r} -> {_short(first['arrived'])!r} "
                           f"({vantage(url)})", fix, **details)
     if lost:
         names = ", ".join(f"{r['transport'].upper()} {r['method']}" for r in lost)

@@ -23,12 +23,13 @@ from ..sip.digest import DigestError, parse_challenges
 
 T1 = 0.5
 MAX_SENDS = 4  # per request on UDP: sends at 0, T1, 3*T1, 7*T1 fit a 4 s cap
+UDP_CAP_S = 8 * T1  # whatever the configured timeout, a UDP exchange stops here
 REQUESTS_PER_TRANSPORT = 2  # OPTIONS + REGISTER
 MAX_TRANSPORTS = 3
 
 
 def max_packets() -> int:
-    """The most SIP packets one reach request makes the reflector send."""
+    """The most SIP packets one reach request makes the reflector send to one address."""
     return MAX_TRANSPORTS * REQUESTS_PER_TRANSPORT * MAX_SENDS
 
 
@@ -105,7 +106,8 @@ async def probe(ip: str, port: int, transport: str, *, host: str, user: str | No
             row["tls"] = {"version": conn.ssl_object.version(),
                           "cert": cert_facts(conn.ssl_object.getpeercert(binary_form=True))}
         d = Dialogless(conn, target, user=user or "sipkit", domain=domain or host)
-        ex = await conn.request(d.options(), timeout=timeout, t1=T1)
+        limit = min(timeout, UDP_CAP_S) if transport == "udp" else timeout
+        ex = await conn.request(d.options(), timeout=limit, t1=T1)
         row["options"] = _answer(ex)
         row["outcome"] = row["options"]["outcome"]
         if user:
@@ -113,7 +115,7 @@ async def probe(ip: str, port: int, transport: str, *, host: str, user: str | No
             reg = d.build("REGISTER", f"sip:{uri_host(domain or host)}", to_user=user,
                           contact=f"<sip:{user}@{hostport(lip, lport)};transport={transport}>",
                           expires=0)
-            row["register"] = _answer(await conn.request(reg, timeout=timeout, t1=T1))
+            row["register"] = _answer(await conn.request(reg, timeout=limit, t1=T1))
     finally:
         await conn.close()
     if transport == "tls" and row.get("outcome") != "tcp_timeout":

@@ -188,3 +188,28 @@ def test_credentials_are_refused_and_never_logged(rfl):
     assert "password: not accepted" in r.json()["error"]["message"]
     row = [x for x in _rows(rfl) if x["kind"] == "api" and x["path"] == "/v1/reach"][-1]
     assert row["body"]["password"] == "<not logged>"
+
+
+def test_udp_sends_stay_bounded_whatever_the_timeout(lab):
+    """outside.probe towards a silent UDP port with a 30 s timeout: the cap holds."""
+    import asyncio
+
+    from sipkit.reflector.outside import MAX_SENDS, REQUESTS_PER_TRANSPORT, probe
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind((lab.ip(62), 0))
+    sink.settimeout(0.2)
+    try:
+        row = asyncio.run(probe(lab.ip(62), sink.getsockname()[1], "udp", host=lab.ip(62),
+                                user="100", domain=None, timeout=30, local_ip=lab.ip(61)))
+        got = 0
+        try:
+            while True:
+                sink.recv(65535)
+                got += 1
+        except TimeoutError:
+            pass
+    finally:
+        sink.close()
+    assert row["outcome"] == "no_answer" and row["options"]["sends"] <= MAX_SENDS
+    assert REQUESTS_PER_TRANSPORT <= got <= REQUESTS_PER_TRANSPORT * MAX_SENDS, got
