@@ -108,6 +108,11 @@ class CheckSettings(_Model):
     """sipkit-only options; never sent to the API."""
 
     connector_server: str = "auto"
+    # The outside view (README "The outside view"): a sipkit reflector on the internet.
+    reflector: str | None = None  # its API, e.g. https://reflector.example.net:8443
+    reflector_token_file: Path | None = None  # else SIPKIT_REFLECTOR_TOKEN_FILE / _TOKEN
+    reflector_ca_file: Path | None = None  # the CA of its HTTPS certificate, if private
+    nat_binding: NatBinding | None = None  # opt-in (`nat_binding: {}` for the defaults)
     outbound_test_number: str | None = None
     call_seconds: float = Field(default=4.0, gt=0, le=60)
     # The cloud cannot reach a PBX on private space, so dns FAILs on it; set this when the
@@ -120,11 +125,6 @@ class CheckSettings(_Model):
     ca_file: Path | None = None
     nameserver: str | None = None
     source_ip: str | None = None
-    # The outside view (README "The outside view"): a sipkit reflector on the internet.
-    reflector: str | None = None  # its API, e.g. https://reflector.example.net:8443
-    reflector_token_file: Path | None = None  # else SIPKIT_REFLECTOR_TOKEN_FILE / _TOKEN
-    reflector_ca_file: Path | None = None  # the CA of its HTTPS certificate, if private
-    nat_binding: NatBinding | None = None  # opt-in (`nat_binding: {}` for the defaults)
 
     @field_validator("reflector")
     @classmethod

@@ -106,8 +106,8 @@ class Reflector:
         request["entry"] = request["body"] = None
         try:
             resp = await self._guarded(request, handler)
-        except web.HTTPException as exc:  # the router's 404/405
-            resp = _error(exc.status, "http", exc.reason)
+        except web.HTTPException as exc:  # the router's 404/405, _session's 404
+            resp = _error(exc.status, "not_found" if exc.status == 404 else "http", exc.reason)
         entry = request["entry"]
         self.log.api(remote=request["caller"], method=request.method, path=request.path,
                      status=resp.status, token=entry.name if entry else None,
@@ -200,26 +200,27 @@ class Reflector:
     async def mirror_open(self, request: web.Request) -> web.Response:
         return self._opened("mirror", request)
 
-    async def mirror_get(self, request: web.Request) -> web.Response:
-        sess = self.sip.get(request.match_info["id"], "mirror", request["entry"])
+    def _session(self, kind: str, request: web.Request):
+        """The caller's session named in the path; HTTPNotFound (as JSON) otherwise."""
+        sess = self.sip.get(request.match_info["id"], kind, request["entry"])
         if sess is None:
-            return _error(404, "not_found", "no such mirror id for this token")
+            raise web.HTTPNotFound(reason=f"no such {kind} id for this token")
+        return sess
+
+    async def mirror_get(self, request: web.Request) -> web.Response:
+        sess = self._session("mirror", request)
         return web.json_response({"id": sess.id, "messages": sess.messages})
 
     async def binding_open(self, request: web.Request) -> web.Response:
         return self._opened("bind", request)
 
     async def binding_get(self, request: web.Request) -> web.Response:
-        sess = self.sip.get(request.match_info["id"], "bind", request["entry"])
-        if sess is None:
-            return _error(404, "not_found", "no such binding id for this token")
+        sess = self._session("bind", request)
         return web.json_response({"id": sess.id, "flow": hostport(*sess.flow) if sess.flow
                                   else None, "running": sess.running})
 
     async def binding_run(self, request: web.Request) -> web.Response:
-        sess = self.sip.get(request.match_info["id"], "bind", request["entry"])
-        if sess is None:
-            return _error(404, "not_found", "no such binding id for this token")
+        sess = self._session("bind", request)
         body, bad = self._parse(BindingRun, request)
         if bad:
             return bad

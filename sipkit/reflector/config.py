@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator)
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import parse_ip, split_hostport
@@ -37,19 +38,14 @@ class ReflectorConfig(BaseModel):
     timeout: float = Field(default=3.0, gt=0, le=30)  # one SIP exchange towards a target
     limits: Limits = Limits()
 
-    @field_validator("public_ip")
+    @field_validator("public_ip", "listen")
     @classmethod
-    def _ip(cls, v: str) -> str:
-        if parse_ip(v) is None:
-            raise ValueError("must be an IP address of this machine (its public one)")
-        return v
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, v: str) -> str:
-        host, port = split_hostport(v, 0)
-        if not port or parse_ip(host.strip("[]")) is None:
-            raise ValueError("must be IP:PORT, e.g. 0.0.0.0:8443")
+    def _address(cls, v: str, info: ValidationInfo) -> str:
+        """public_ip: an address of this machine; listen: IP:PORT for the API."""
+        host, port = (v, None) if info.field_name == "public_ip" else split_hostport(v, 0)
+        if parse_ip(host.strip("[]")) is None or port == 0:
+            raise ValueError("must be an IP address of this machine (its public one)"
+                             if port is None else "must be IP:PORT, e.g. 0.0.0.0:8443")
         return v
 
     @property

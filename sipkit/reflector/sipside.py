@@ -26,7 +26,7 @@ from typing import Any
 from ..net.addresses import canonical_ip, hostport
 from ..sip.builder import build_request, new_call_id, response_to
 from ..sip.errors import SipParseError
-from ..sip.message import Response, StreamParser, parse
+from ..sip.message import MAX_MESSAGE, Response, StreamParser, parse
 from .tokens import TokenEntry
 
 ID_RE = re.compile(rb"sipkit-(mirror|bind)-([0-9a-f]{16})")
@@ -156,26 +156,23 @@ class SipSide:
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         peer = writer.get_extra_info("peername")
         src = (peer[0], peer[1])
-        parser = StreamParser(max_size=self.limits.max_mirror_bytes)
+        # Frame up to the SIP layer's own limit, so a message over max_mirror_bytes is still
+        # seen whole (and refused as too large, not mistaken for garbage).
+        parser = StreamParser()
         received = 0
         try:
-            while received <= 4 * self.limits.max_mirror_bytes:
+            while received <= MAX_MESSAGE:
                 data = await asyncio.wait_for(reader.read(65536), self.limits.session_s)
                 if not data:
                     break
                 received += len(data)
                 parser.add(data)
-                while True:
-                    try:
-                        frame = parser.next_frame()
-                    except SipParseError:
-                        bad = parser.discard()
-                        self.arrived(bad, src, "tcp",
-                                     too_large=len(bad) > self.limits.max_mirror_bytes)
+                for raw, msg in parser.drain():
+                    too_large = len(raw) > self.limits.max_mirror_bytes or (
+                        msg is None and received > MAX_MESSAGE)
+                    self.arrived(raw, src, "tcp", too_large=too_large)
+                    if msg is None:
                         return  # framing is lost: close
-                    if frame is None:
-                        break
-                    self.arrived(frame[0], src, "tcp")
         except (TimeoutError, ConnectionError, OSError):
             pass
         finally:
