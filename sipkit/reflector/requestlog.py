@@ -38,10 +38,11 @@ class RequestLog:
                    token=token, body=body, error=error, ms=ms)
 
     def sip(self, transport: str, source: str, size: int, session: str | None, data: bytes,
-            too_large: bool = False) -> None:
+            too_large: bool = False, suppressed: int | None = None) -> None:
+        """One SIP arrival; its text only for a live session (what the agent sent)."""
         text = data[:MAX_LOGGED_BYTES].decode("utf-8", errors="replace") if session else None
         self.write(kind="sip", transport=transport, source=source, size=size, session=session,
-                   too_large=too_large or None, data=text)
+                   too_large=too_large or None, data=text, suppressed=suppressed or None)
 
     def close(self) -> None:
         if self._out is not sys.stderr:

@@ -27,6 +27,7 @@ from ..net.addresses import canonical_ip, hostport
 from ..sip.builder import build_request, new_call_id, response_to
 from ..sip.errors import SipParseError
 from ..sip.message import MAX_MESSAGE, Response, StreamParser, parse
+from .policy import RateLimiter
 from .tokens import TokenEntry
 
 ID_RE = re.compile(rb"sipkit-(mirror|bind)-([0-9a-f]{16})")
@@ -70,6 +71,8 @@ class SipSide:
     def __init__(self, ip: str, port: int, limits, log):
         self.ip, self.port, self.limits, self.log = ip, port, limits, log
         self.sessions: dict[str, Session] = {}
+        self._noise = RateLimiter(1, window=1.0)
+        self.suppressed = 0  # unknown arrivals not logged since the last one that was
         self._udp: _Udp | None = None
         self._tcp: asyncio.base_events.Server | None = None
 
@@ -115,10 +118,17 @@ class SipSide:
         sess = self.sessions.get(m.group(2).decode()) if m else None
         known = sess is not None and sess.kind == m.group(1).decode() \
             and sess.expires >= time.monotonic() and sess.from_caller(src[0])
-        self.log.sip(transport, hostport(*src), len(data), sess.id if known else None, data,
-                     too_large)
         if not known:
-            return  # not ours, or not from the address that asked: silence
+            # Not ours, or not from the address that asked: silence. A public port 5060 gets
+            # scanner noise all day, so such arrivals are logged at most once a second.
+            if self._noise.allow("noise"):
+                self.log.sip(transport, hostport(*src), len(data), None, data, too_large,
+                             suppressed=self.suppressed)
+                self.suppressed = 0
+            else:
+                self.suppressed += 1
+            return
+        self.log.sip(transport, hostport(*src), len(data), sess.id, data, too_large)
         if sess.kind == "mirror":
             self._mirror(sess, data, src, transport, too_large)
         elif transport == "udp" and not too_large:

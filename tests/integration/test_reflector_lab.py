@@ -150,7 +150,8 @@ class Outside:
         pre = ""
         if forward:
             pre += (f"iifname {wan} udp dport 5060 dnat to {PBX}:5060\n"
-                    f"iifname {wan} tcp dport 5060 dnat to {PBX}:5060\n")
+                    f"iifname {wan} tcp dport 5060 dnat to {PBX}:5060\n"
+                    f"iifname {wan} tcp dport 5061 dnat to {PBX}:5061\n")
         if alg:
             pre += (f"iifname {lan_dev} ip daddr {REFLECTOR} udp dport 5060 dnat to "
                     f"{ROUTER_LAN}:5060\niifname {lan_dev} ip daddr {REFLECTOR} tcp dport 5060 "
@@ -182,7 +183,7 @@ class Outside:
 
     # -- sipkit -------------------------------------------------------------------------
     def check(self, only: tuple[str, ...], reflector: bool = True,
-              nat_binding: dict | None = None) -> dict[str, dict]:
+              nat_binding: dict | None = None, tls: bool = False) -> dict[str, dict]:
         pw = self.lab.passwords()["100"]
         check = {"connector_server": REFLECTOR, "allow_private_registrar": True,
                  "nameserver": f"{LAN_DNS}:53"}
@@ -196,6 +197,8 @@ class Outside:
                 "phone_number": "+902124439178", "registrar_server": NAME,
                 "username_extension": "100", "pbx_password": pw, "allowed_ip": ROUTER_WAN,
                 "check": check}
+        if tls:
+            site |= {"connection_type": "tls", "port": "5061"}
         path = self.tmp / "site.yaml"
         path.write_text(yaml.safe_dump(site))
         proc = self.net.run(self.site, [sys.executable, "-m", "sipkit", "check", "-c",
@@ -298,6 +301,22 @@ def test_open_site_passes_from_outside_and_no_alg(outside):
                for r in rows)
     assert {r["token"] for r in rows if r["kind"] == "api"} == {"site-a"}
     assert all("Authorization: Digest" not in (r.get("data") or "") for r in rows)
+
+
+def test_tls_certificate_as_the_internet_sees_it(outside):
+    outside.start_pbx()
+    outside.router_rules(forward=True)
+    checks = outside.check(("transport", "outside_reach"), tls=True)
+    assert checks["transport"]["status"] == "pass", checks["transport"]
+    o = checks["outside_reach"]
+    # The lab CA is not in the reflector's trust store, and the certificate does not name
+    # pbx.rfl.test: the connector would refuse it too.
+    assert o["status"] == "warn", o
+    assert "the certificate served to the internet does not verify" in o["summary"]
+    row = o["details"]["probes"][0]
+    assert row["transport"] == "tls" and row["options"]["status"] in (200, 403)
+    assert row["tls"]["cert"]["issuer"].endswith("sipkit lab CA")
+    assert row["tls"]["verified"] is False
 
 
 def test_sip_alg_in_the_router_is_named(outside):
