@@ -363,3 +363,22 @@ def test_nat_binding_kept_and_opt_in(outside):
                                                      "keepalive_s": 1})["nat_binding"]
     assert n["status"] == "pass", n
     assert n["details"]["longest_kept_s"] == 2 and n["details"]["first_lost_s"] is None
+
+
+def test_no_password_or_token_reaches_the_reflector(outside):
+    """A full run — the authenticated REGISTER on the LAN and every outside check — then the
+    reflector's request log, which holds every API body and every mirrored SIP message."""
+    outside.start_pbx()
+    outside.router_rules(forward=True)
+    start = len(outside.log_rows())
+    checks = outside.check(LAN + OUTSIDE, nat_binding={"idle_s": [1], "budget_s": 10})
+    assert checks["register"]["details"]["final_status"] == 200  # the password was used
+    assert {checks[c]["status"] for c in OUTSIDE} == {"pass"}, checks
+    rows = outside.log_rows()[start:]
+    kinds = {(r["kind"], r.get("path")) for r in rows}
+    assert ("api", "/v1/reach") in kinds and ("api", "/v1/mirror") in kinds
+    assert sum(1 for r in rows if r["kind"] == "sip" and r["session"]) >= 4  # the mirror
+    text = outside.request_log.read_text()
+    assert outside.lab.passwords()["100"] not in text
+    assert outside.token not in text
+    assert "response=" not in text and "Authorization" not in text
