@@ -196,7 +196,9 @@ def verdict(ctx: CheckContext, sent: dict, arrived: dict, errors: dict, url: str
         first = min(every, key=lambda c: _EXAMPLE_ORDER.index(c["field"])
                     if c["field"] in _EXAMPLE_ORDER else len(_EXAMPLE_ORDER))
         what = "; ".join(f"{t}: {', '.join(f)}" for t, f in by_transport.items())
-        return ctx.result("fail", f"a SIP ALG rewrites SIP on the way out ({what}); e.g. "
+        # TLS hides SIP from an ALG: a TLS site only learns the router has one.
+        status = "warn" if ctx.endpoint.transport == "tls" else "fail"
+        return ctx.result(status, f"a SIP ALG rewrites SIP on the way out ({what}); e.g. "
                           f"{first['field']} {_short(first['sent'])!r} -> {_short(first['arrived'])!r} "
                           f"({vantage(url)})", fix, **details)
     if lost:

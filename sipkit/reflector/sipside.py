@@ -31,7 +31,7 @@ from .policy import RateLimiter
 from .tokens import TokenEntry
 
 ID_RE = re.compile(rb"sipkit-(mirror|bind)-([0-9a-f]{16})")
-ANSWER_WAIT_S = 2.0  # how long a binding probe waits for the agent's 200
+ANSWER_WAIT_S = 3.0  # how long a binding probe waits for the agent's 200 (not idle time)
 MAX_SESSIONS_PER_TOKEN = 8
 
 

@@ -171,3 +171,22 @@ def test_the_shipped_reflector_files_are_valid():
     assert book.find("example-only").name == "example-site"
     unit = (probes / "sipkit-reflector.service").read_text()
     assert "sipkit reflector serve --config /etc/sipkit/reflector.yaml" in unit
+
+
+def _alg_rows():
+    sent = _msg(SENT, audio_offer("192.168.1.20", 40000))
+    arrived = _msg(SENT, audio_offer("198.51.100.7", 40000))
+    key = ("udp", "INVITE")
+    return ({key: {"data": sent, "local": "192.168.1.20:5062"}},
+            {key: {"data": arrived, "source": "198.51.100.7:5062"}})
+
+
+def test_sip_alg_verdict_fails_udp_sites_and_warns_tls_sites():
+    sent, arrived = _alg_rows()
+    udp = sip_alg.verdict(_ctx(), sent, arrived, {}, "https://r")
+    assert udp.status == "fail" and "SDP c= 'c=IN IP4 192.168.1.20'" in udp.summary
+    tls_site = load_site(None, {**SITE, "connection_type": "tls", "port": "5061"})
+    tls = sip_alg.verdict(CheckContext.for_site(tls_site, RunOptions()), sent, arrived, {}, "r")
+    assert tls.status == "warn"
+    lost = sip_alg.verdict(_ctx(), sent, {}, {}, "r")
+    assert lost.status == "fail" and "no SIP request reached" in lost.summary
