@@ -29,6 +29,7 @@ from .requestlog import RequestLog
 from .sipside import SipSide
 from .tokens import TokenBook
 
+BAD_TOKENS_PER_MINUTE = 10
 MAX_ADDRESSES = 2  # a name with more addresses: the first two allowed ones are probed
 _SECRETISH = ("pass", "secret", "token", "auth")
 
@@ -85,6 +86,7 @@ class Reflector:
         self.sip = SipSide(cfg.public_ip, cfg.sip_port, cfg.limits, log)
         self.per_token = RateLimiter(cfg.limits.per_token_per_minute)
         self.per_target = RateLimiter(cfg.limits.per_target_per_minute)
+        self.bad_tokens = RateLimiter(BAD_TOKENS_PER_MINUTE)  # per source address
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware],
@@ -108,10 +110,14 @@ class Reflector:
             resp = await self._guarded(request, handler)
         except web.HTTPException as exc:  # the router's 404/405, _session's 404
             resp = _error(exc.status, "not_found" if exc.status == 404 else "http", exc.reason)
+        except Exception as exc:  # noqa: BLE001 - a reflector bug: answer, log, keep serving
+            resp = _error(500, "internal", "the reflector failed; its operator has the log")
+            request["error"] = f"{type(exc).__name__}: {exc}"
         entry = request["entry"]
         self.log.api(remote=request["caller"], method=request.method, path=request.path,
                      status=resp.status, token=entry.name if entry else None,
-                     body=loggable(request["body"]), ms=round((time.monotonic() - t0) * 1000, 1))
+                     body=loggable(request["body"]), error=request.get("error"),
+                     ms=round((time.monotonic() - t0) * 1000, 1))
         return resp
 
     async def _guarded(self, request: web.Request, handler) -> web.StreamResponse:
@@ -119,6 +125,8 @@ class Reflector:
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
             entry = self.tokens.find(presented.strip()) if scheme.lower() == "bearer" else None
             if entry is None:
+                if not self.bad_tokens.allow(request["caller"]):  # guessing tokens: slow down
+                    return _error(429, "rate_limited", "too many requests without a valid token")
                 return _error(401, "unauthorized", "a valid bearer token is required "
                               "(Authorization: Bearer <token>)")
             if not self.per_token.allow(entry.name):

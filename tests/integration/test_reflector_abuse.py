@@ -84,6 +84,11 @@ def test_a_bad_token_gets_401_and_the_log_names_no_token(rfl):
     rows = [r for r in _rows(rfl) if r["kind"] == "api" and r["status"] == 401]
     assert len(rows) >= 3 and all(r["token"] is None for r in rows)
     assert "rfl_guessed-token-value" not in rfl["log"].read_text()
+    # guessing on: after ten bad tokens a minute the address gets 429 instead of 401
+    with rfl["client"](None, source=rfl["stranger"]) as c:
+        codes = [c.get("/v1/whoami", headers={"Authorization": f"Bearer rfl_guess{i}"})
+                 .status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
 
 
 def test_a_third_party_target_is_refused_and_gets_no_packet(rfl, lab):
