@@ -155,7 +155,9 @@ class SipSide:
             if event is not None and (sess.flow is None or tuple(src) == sess.flow):
                 event.set()
             return
-        if msg.method == "OPTIONS" and sess.flow is None:
+        if msg.method == "OPTIONS" and sess.flow in (None, tuple(src)) and not sess.running:
+            # The agent's hello opens the flow; a retransmitted hello (our 200 was lost) is
+            # answered again, one answer per request, so nothing is amplified.
             sess.flow = (src[0], src[1])
             self._send(response_to(msg, 200, "OK", "sipkit-reflector").to_bytes(), sess.flow)
 

@@ -237,3 +237,14 @@ def test_scanner_noise_gets_no_answer_and_barely_a_log_line(rfl):
     rows = [r for r in _rows(rfl)[before:] if r["kind"] == "sip"]
     assert 1 <= len(rows) <= 4, rows
     assert sum(r.get("suppressed") or 0 for r in rows) >= 190
+
+
+def test_binding_tests_need_a_flow_and_growing_bounded_steps(rfl):
+    with rfl["client"](rfl["tokens"]["trusted"]) as c:
+        b = c.post("/v1/binding").json()
+        early = c.post(f"/v1/binding/{b['id']}/run", json={"idle_s": [1], "budget_s": 5})
+        shrinking = c.post(f"/v1/binding/{b['id']}/run", json={"idle_s": [5, 1], "budget_s": 9})
+        other = c.post("/v1/binding/0123456789abcdef/run", json={"idle_s": [1], "budget_s": 5})
+    assert early.status_code == 409 and early.json()["error"]["code"] == "no_flow"
+    assert shrinking.status_code == 422 and "growing idle times" in shrinking.text
+    assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
