@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 NEED = [b for b in ("ip", "nft", "kamailio") if shutil.which(b) is None]
 SKIP_REASON = (f"needs root and {', '.join(NEED) or 'ip/nft/kamailio'} for network namespaces "
@@ -59,7 +60,7 @@ class NetLab:
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
     def nft(self, ns: str, script: str) -> None:
-        proc = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+        proc = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], check=False,
                               input=script.encode(), capture_output=True)
         if proc.returncode:
             raise AssertionError(f"nft in {ns}: {proc.stderr.decode()}\n{script}")
@@ -89,17 +90,17 @@ class NetLab:
             self.procs.remove(proc)
 
     def run(self, ns: str, argv: list[str], **kw) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True,
-                              text=True, **kw)
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], check=False,
+                              capture_output=True, text=True, **kw)
 
     def close(self) -> None:
         for proc in list(self.procs):
             self.stop(proc)
         for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
         self.namespaces.clear()
 
-    def __enter__(self) -> NetLab:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -135,18 +135,18 @@ def verdict(ctx: CheckContext, data: dict, url: str) -> CheckResult:
         summary += f"; REGISTER is challenged ({reg['status']}, realm {realm})"
     elif reg:
         warns.append((f"REGISTER from outside got {reg.get('status') or reg.get('outcome')}",
-                      "a registrar challenges an unauthenticated REGISTER with 401; check "
-                      "what answers on the public address"))
+                      ("a registrar challenges an unauthenticated REGISTER with 401; check "
+                       "what answers on the public address")))
     lan_server = ctx.facts.server_header
     if lan_server and opts.get("server") and opts["server"] != lan_server:
-        warns.append((f"a different SIP server answers from outside ({opts['server']}) than "
-                      f"on the LAN ({lan_server})", "the router's own SIP service may hold the "
-                      "port: forward it to the PBX"))
+        warns.append(((f"a different SIP server answers from outside ({opts['server']}) "
+                       f"than on the LAN ({lan_server})"),
+                      "the router's own SIP service may hold the port: forward it to the PBX"))
     tls = row.get("tls") or {}
     if ep.transport == "tls" and tls and not tls.get("verified"):
         warns.append((f"the certificate served to the internet does not verify: "
-                      f"{tls.get('verify_error')}", "install a certificate from a public CA "
-                      f"for {ep.host} on the PBX"))
+                       f"{tls.get('verify_error')}".strip(),
+                      f"install a certificate from a public CA for {ep.host} on the PBX"))
     if private:
         warns.append((f"{ep.host} resolves to private {', '.join(private)} from outside",
                       "publish the router's public address"))

@@ -70,7 +70,7 @@ def diff(sent: bytes, arrived: bytes) -> list[dict]:
     out: list[dict] = []
     if isinstance(a, Request) and isinstance(b, Request) and (a.method, a.uri) != (b.method, b.uri):
         out.append({"field": "Request-URI", "sent": a.uri, "arrived": b.uri})
-    names = list(dict.fromkeys([n for n, _ in a.headers.items()] + [n for n, _ in b.headers.items()]))
+    names = list(dict.fromkeys(n for m in (a, b) for n, _ in m.headers.items()))
     for name in names:
         if name == "Content-Length":
             continue
@@ -199,7 +199,8 @@ def verdict(ctx: CheckContext, sent: dict, arrived: dict, errors: dict, url: str
         # TLS hides SIP from an ALG: a TLS site only learns the router has one.
         status = "warn" if ctx.endpoint.transport == "tls" else "fail"
         return ctx.result(status, f"a SIP ALG rewrites SIP on the way out ({what}); e.g. "
-                          f"{first['field']} {_short(first['sent'])!r} -> {_short(first['arrived'])!r} "
+                          f"{first['field']} {_short(first['sent'])!r} -> "
+                          f"{_short(first['arrived'])!r} "
                           f"({vantage(url)})", fix, **details)
     if lost:
         names = ", ".join(f"{r['transport'].upper()} {r['method']}" for r in lost)

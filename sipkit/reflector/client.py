@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -37,7 +37,7 @@ class ReflectorClient:
                                        timeout=timeout,
                                        headers={"Authorization": f"Bearer {token}"})
 
-    async def __aenter__(self) -> ReflectorClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc) -> None:

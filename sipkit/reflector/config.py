@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import parse_ip, split_hostport
