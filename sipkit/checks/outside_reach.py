@@ -115,7 +115,8 @@ def verdict(ctx: CheckContext, data: dict, url: str) -> CheckResult:
     reg = row.get("register") or {}
     lan_unauth = lan_r.details.get("unauthenticated_status") if lan_r else None
     summary = (f"from the internet {where} answers OPTIONS {opts.get('status')} "
-               f"{opts.get('reason') or ''}").rstrip()
+               f"{opts.get('reason') or ''}").rstrip() if opts.get("status") else \
+        f"from the internet {where} ignores OPTIONS but answers REGISTER"
     if reg.get("status") == 403:
         lan_says = f", on the LAN {lan_unauth}" if lan_unauth else ""
         return ctx.result(

@@ -110,12 +110,16 @@ async def probe(ip: str, port: int, transport: str, *, host: str, user: str | No
         ex = await conn.request(d.options(), timeout=limit, t1=T1)
         row["options"] = _answer(ex)
         row["outcome"] = row["options"]["outcome"]
-        if user:
+        # Refused: nothing listens, a REGISTER would only be refused too. Silence is worth a
+        # REGISTER: some PBXs ignore OPTIONS from unknown addresses but challenge REGISTER.
+        if user and row["outcome"] != "refused":
             lip, lport = conn.local[0], conn.local[1]
             reg = d.build("REGISTER", f"sip:{uri_host(domain or host)}", to_user=user,
                           contact=f"<sip:{user}@{hostport(lip, lport)};transport={transport}>",
                           expires=0)
             row["register"] = _answer(await conn.request(reg, timeout=limit, t1=T1))
+            if row["register"]["outcome"] == "answered":
+                row["outcome"] = "answered"
     finally:
         await conn.close()
     if transport == "tls" and row.get("outcome") != "tcp_timeout":
