@@ -149,7 +149,8 @@ def verdict(ctx: CheckContext, data: dict, url: str) -> CheckResult:
                        f"{tls.get('verify_error')}".strip(),
                       f"install a certificate from a public CA for {ep.host} on the PBX"))
     if private:
-        warns.append((f"{ep.host} resolves to private {', '.join(private)} from outside",
+        named = ", ".join(f"{ip} ({address_kind(ip)})" for ip in private)
+        warns.append((f"{ep.host} resolves to {named} from outside",
                       "publish the router's public address"))
     summary += f" ({vantage(url)})"
     if notes:

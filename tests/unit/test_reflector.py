@@ -195,10 +195,13 @@ def test_sip_alg_verdict_fails_udp_sites_and_warns_tls_sites():
 def test_outside_reach_counts_a_challenged_register_when_options_are_ignored():
     from sipkit.checks.outside_reach import verdict
 
-    data = {"dns": {"addresses": ["203.0.113.10"]}, "probed": [
-        {"transport": "udp", "ip": "203.0.113.10", "port": 5060, "outcome": "answered",
+    data = {"dns": {"addresses": ["8.8.4.4"]}, "probed": [
+        {"transport": "udp", "ip": "8.8.4.4", "port": 5060, "outcome": "answered",
          "options": {"outcome": "no_answer", "sends": 4},
          "register": {"status": 401, "outcome": "answered", "challenge": {"realm": "pbx"}}}]}
     r = verdict(_ctx(reflector="https://rfl.example.net"), data, "https://r")
     assert r.status == "pass" and "ignores OPTIONS but answers REGISTER" in r.summary
     assert "challenged (401, realm pbx)" in r.summary
+    data["dns"]["addresses"] = ["203.0.113.10"]
+    doc = verdict(_ctx(reflector="https://rfl.example.net"), data, "https://r")
+    assert doc.status == "warn" and "203.0.113.10 (documentation-only" in doc.summary
