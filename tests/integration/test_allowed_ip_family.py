@@ -67,7 +67,7 @@ def test_a_source_of_the_servers_family(source, server, picked):
 @needs_v6
 def test_the_labs_ipv6_site_with_its_ipv4_connector_server(lab, run_sipkit):
     """Issue 11 as reported: `site-ipv6.yaml` with the sandbox's server allocated (IPv4)."""
-    env = dict(line.split("=", 1) for line in lab.env_file.read_text().split())
+    env = lab.env()
     assert run_sipkit("server", "allocate", env=env).returncode == 0
     try:
         proc = run_sipkit("check", "-c", str(lab.ipv6_site_file), "--only", "allowed_ip",
