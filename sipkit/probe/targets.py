@@ -1,0 +1,281 @@
+"""targets.yaml as a stream: one entry at a time, so a million targets cost the memory of one.
+
+    targets:
+      - {target: "203.0.113.5:5060", module: sip_udp, labels: {site: ist-1}}
+      - target: pbx.example.com
+        module: sip_tls
+
+Entries are found by their ``- `` at the sequence's indent and each is given to libyaml on
+its own; an entry on one line in flow style (what generators write) is read by a small exact
+reader of that shape, whose every plain scalar is resolved by YAML's own rules (``yes``,
+``1e3``, ``~`` would not be strings, so such a line goes to libyaml, which decides). A file of
+another shape (a flow list, anchors across entries, several documents) is loaded whole, up to
+``WHOLE_LIMIT`` bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import FieldProblem, SettingsError
+from ..settings import syntax_problem
+from .config import ProbeConfig, Target, validation_problems
+
+WHOLE_LIMIT = 64 * 1024 * 1024
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
+_ITEM = re.compile(r"^( *)- ")
+# a flow scalar on one line: double-quoted without escapes, single-quoted without '' or plain
+_SCALAR = r'"[^"\\\n]*"|\'[^\'\n]*\'|[^\s,{}\[\]"\'#&*!|>%@`:?-][^,{}\[\]#:]*?'
+_PAIR = re.compile(rf"\s*([A-Za-z_]+):\s+({_SCALAR}|\{{[^{{}}]*\}})\s*(,|\}}\s*$)")
+_INNER = re.compile(rf"\s*({_SCALAR}):\s+({_SCALAR})\s*(?:,|$)")
+
+
+def _scalar(text: str) -> str | None:
+    """The string a flow scalar stands for, or None when YAML would read something else."""
+    if text[0] == '"' or text[0] == "'":
+        return text[1:-1]
+    text = text.rstrip()
+    for _tag, regexp in _RESOLVERS.get(text[0], ()):
+        if regexp.match(text):
+            return None  # a bool, number, null or timestamp: not ours to decide
+    return text
+
+
+# the shape generators write, read by one match: - {target: T, module: M, labels: {k: v}}
+_Q = r'"([^"\\\n]*)"|([^\s,{}\[\]"\'#&*!|>%@`:?-][^,{}\[\]#:\s]*)'
+_FAST = re.compile(rf"- \{{target: (?:{_Q}), module: (?:{_Q})(?:, labels: \{{([^{{}}]*)\}})?\}}")
+_LABEL = re.compile(rf"(?:{_Q}): (?:{_Q})(?:, |$)")
+
+
+def _plain(text: str) -> bool:
+    """A plain scalar YAML reads as a string (no bool, number, null or timestamp)."""
+    hit = _PLAIN_SEEN.get(text)
+    if hit is None:
+        hit = not any(regexp.match(text) for _tag, regexp in _RESOLVERS.get(text[0], ()))
+        if len(_PLAIN_SEEN) < 4096:
+            _PLAIN_SEEN[text] = hit
+    return hit
+
+
+_PLAIN_SEEN: dict[str, bool] = {}
+
+
+_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*|\"[^\"\\\\\n]*\"")
+
+
+def _fast_line(line: str) -> dict | None:
+    m = _FAST.fullmatch(line)
+    if m is None:
+        return None
+    tq, tp, mq, mp, body = m.groups()
+    if (tp is not None and not _plain(tp)) or (mp is not None and not _plain(mp)):
+        return None
+    labels = {}
+    if body:
+        safe = _SAFE.fullmatch
+        for pair in body.split(", "):
+            k, sep, v = pair.partition(": ")
+            if not (sep and safe(k) and safe(v)) or k in labels:
+                return None
+            if k[0] == '"':
+                k = k[1:-1]
+            elif not _plain(k):
+                return None
+            if v[0] == '"':
+                v = v[1:-1]
+            elif not _plain(v):
+                return None
+            labels[k] = v
+    return {"target": tq if tq is not None else tp, "module": mq if mq is not None else mp,
+            "labels": labels}
+
+
+def _flow_line(line: str) -> dict | None:
+    """``- {target: x, module: y, labels: {k: v}}`` as a dict; None for anything else."""
+    start = line.find("{")
+    pos, out = start + 1, {}
+    while True:
+        m = _PAIR.match(line, pos)
+        if m is None:
+            return None
+        key, raw = m.group(1), m.group(2)
+        if raw[0] == "{":
+            inner, body, ipos = {}, raw[1:-1].strip(), 0
+            while ipos < len(body):
+                im = _INNER.match(body, ipos)
+                if im is None:
+                    return None
+                k, v = _scalar(im.group(1)), _scalar(im.group(2))
+                if k is None or v is None or k in inner:
+                    return None
+                inner[k] = v
+                ipos = im.end()
+            value = inner
+        else:
+            value = _scalar(raw)
+            if value is None:
+                return None
+        if key in out:
+            return None  # YAML refuses duplicates more clearly than we would
+        out[key] = value
+        pos = m.end()
+        if m.group(3) != ",":
+            return out
+
+
+class TargetReader:
+    """Iterate (target, module, labels) of a targets file, checked against the modules.
+
+    A bad entry raises SettingsError naming its line; entries before it have been yielded
+    (the runner finishes those probes, then reports the error)."""
+
+    def __init__(self, path: Path, config: ProbeConfig):
+        self.path, self.modules = Path(path), config.modules
+        self.count = 0
+
+    def _problem(self, lineno: int, field: str, problem: str, fix: str) -> SettingsError:
+        return SettingsError(f"{self.path} line {lineno}", [FieldProblem(
+            f"targets[{self.count}].{field}" if field else f"targets[{self.count}]", problem, fix)])
+
+    def _check(self, entry, lineno: int) -> tuple[str, str, dict]:
+        if isinstance(entry, dict) and type(entry.get("target")) is str \
+                and type(entry.get("module")) is str and entry.keys() <= {"target", "module",
+                                                                          "labels"}:
+            labels = entry.get("labels") or {}
+            if not (isinstance(labels, dict) and all(type(k) is str and type(v) is str
+                                                     for k, v in labels.items())):
+                try:
+                    Target.model_validate(entry)
+                except ValidationError as err:
+                    raise SettingsError(f"{self.path} line {lineno}", validation_problems(
+                        err, f"targets[{self.count}].")) from None
+                labels = {str(k): str(v) for k, v in labels.items()}
+            target, module = entry["target"], entry["module"]
+        else:
+            try:
+                t = Target.model_validate(entry)
+            except ValidationError as err:
+                raise SettingsError(f"{self.path} line {lineno}", validation_problems(
+                    err, f"targets[{self.count}].")) from None
+            target, module, labels = t.target, t.module, t.labels
+        if module not in self.modules:
+            raise self._problem(lineno, "module", f"unknown module {module!r}",
+                                f"use one of: {', '.join(self.modules)}")
+        self.count += 1
+        return target, module, labels
+
+    def __iter__(self) -> Iterator[tuple[str, str, dict]]:
+        try:
+            f = open(self.path, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise SettingsError(str(self.path), [FieldProblem(
+                "(file)", f"cannot read ({exc.strerror})", "give an existing file")]) from None
+        with f:
+            try:
+                yield from self._stream(f)
+            except UnicodeDecodeError:
+                raise SettingsError(str(self.path), [FieldProblem(
+                    "(file)", "not UTF-8 text", "save the file as UTF-8")]) from None
+
+    def _stream(self, f) -> Iterator[tuple[str, str, dict]]:
+        lineno, indent = 0, None
+        fast_prefix, fast_at = "\0", 0  # set at the first entry
+        modules = self.modules
+        chunk: list[str] = []
+        chunk_line = 0
+        for line in f:
+            lineno += 1
+            stripped = line.strip()
+            if indent is None:  # before the first entry: comments, then "targets:"
+                if not stripped or stripped.startswith("#"):
+                    continue
+                if stripped == "targets:" and line.startswith("targets:"):
+                    indent = -1
+                    continue
+                yield from self._whole(f, lineno)
+                return
+            if line.startswith(fast_prefix):
+                entry = _fast_line(line[fast_at:].rstrip())
+                if entry is not None:
+                    if chunk:
+                        yield self._entry(chunk, chunk_line)
+                        chunk = []
+                    if entry["module"] in modules:
+                        self.count += 1
+                        yield entry["target"], entry["module"], entry["labels"]
+                    else:
+                        yield self._check(entry, lineno)
+                    continue
+            if not stripped or stripped.startswith("#"):
+                continue
+            m = _ITEM.match(line)
+            if indent == -1:
+                if m is None:
+                    yield from self._whole(f, lineno)
+                    return
+                indent = len(m.group(1))
+                fast_prefix, fast_at = " " * indent + "- {", indent
+            if m is not None and len(m.group(1)) == indent:
+                if chunk:
+                    yield self._entry(chunk, chunk_line)
+                    chunk = []
+                if stripped[2:3] == "{" and stripped.endswith("}"):
+                    entry = _fast_line(stripped) or _flow_line(stripped)
+                    if entry is not None:
+                        yield self._check(entry, lineno)
+                        continue
+                chunk, chunk_line = [line], lineno
+            elif line[0] != " " and line[0] != "-":
+                raise self._problem(lineno, "", f"unexpected top-level line {stripped[:40]!r}",
+                                    "a targets file has one key, 'targets:', and its list")
+            elif chunk:
+                chunk.append(line)
+            else:
+                raise self._problem(lineno, "", f"unexpected line {stripped[:40]!r}",
+                                    "one entry per '- ' line, or a block mapping under it")
+        if chunk:
+            yield self._entry(chunk, chunk_line)
+        if indent is None:
+            raise SettingsError(str(self.path), [FieldProblem(
+                "targets", "missing", "start the file with 'targets:' and a list")])
+
+    def _entry(self, chunk: list[str], lineno: int) -> tuple[str, str, dict]:
+        try:
+            doc = yaml.load("".join(chunk), Loader=_LOADER)
+        except yaml.YAMLError as exc:
+            problem = syntax_problem(exc)
+            raise SettingsError(f"{self.path} line {lineno}", [problem]) from None
+        if not (isinstance(doc, list) and len(doc) == 1):
+            raise self._problem(lineno, "", "not one list entry", "begin each entry with '- '")
+        return self._check(doc[0], lineno)
+
+    def _whole(self, f, lineno: int) -> Iterator[tuple[str, str, dict]]:
+        """Not the streaming shape: load the file whole (bounded)."""
+        size = self.path.stat().st_size
+        if size > WHOLE_LIMIT:
+            raise SettingsError(str(self.path), [FieldProblem(
+                "(file)", f"{size} bytes in a shape that cannot be streamed (line {lineno})",
+                "write 'targets:' and then one '- ' entry per target (block list)")])
+        try:
+            data = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_LOADER)
+        except yaml.YAMLError as exc:
+            raise SettingsError(str(self.path), [syntax_problem(exc)]) from None
+        if not isinstance(data, dict) or set(data) != {"targets"} \
+                or not isinstance(data["targets"], list):
+            raise SettingsError(str(self.path), [FieldProblem(
+                "targets", "missing or not a list" if not isinstance(data, dict) or
+                "targets" not in data else "the only key of a targets file is 'targets'",
+                "start the file with 'targets:' and a list of entries")])
+        for entry in data["targets"]:
+            yield self._check(entry, 0)
+
+
+def load_targets(path: Path, config: ProbeConfig) -> list[Target]:
+    """The whole list (small files: tests, Nagios); ``TargetReader`` streams."""
+    return [Target(target=t, module=m, labels=lb) for t, m, lb in TargetReader(path, config)]
