@@ -41,6 +41,7 @@ RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)
 ICMP_WORDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "host unreachable",
               errno.ENETUNREACH: "network unreachable"}
 _BRANCH = re.compile(rb"branch=(z9hG4bK[0-9a-f]+)")
+_SLOTS = re.compile(rb"TARGETHOST|z9hG4bKBRANCHBRANCHBRANCH|CALLIDCALLIDCALLIDCALLID")
 
 
 TICK = 0.005
@@ -60,7 +61,8 @@ class UdpFleet:
         self._retx: dict[float, deque] = {}  # interval -> deque[(due, branch)]
         self._expiry: dict[float, deque] = {}  # timeout -> deque[(deadline, branch)]
         self._ticker: asyncio.TimerHandle | None = None
-        self._parts: list[bytes] = []
+        self._fmt, self._order = b"", []
+        self._hosts: dict[tuple, bytes] = {}
         self._prefix = secrets.token_hex(6)
         self._counter = 0
 
@@ -92,10 +94,10 @@ class UdpFleet:
                             cseq=1, via_host=lip, via_port=lport, transport="UDP",
                             branch="z9hG4bKBRANCHBRANCHBRANCH", from_tag="sipkitfleet",
                             user_agent=f"sipkit/{__version__}")
-        self._parts = re.split(rb"(TARGETHOST|z9hG4bKBRANCHBRANCHBRANCH|CALLIDCALLIDCALLIDCALLID)",
-                               req.to_bytes())
-        self._slots = [{b"TARGETHOST": 0, b"z9hG4bKBRANCHBRANCHBRANCH": 1,
-                        b"CALLIDCALLIDCALLIDCALLID": 2}.get(p) for p in self._parts]
+        # bytes %-formatting of the template: the fastest join there is
+        raw = req.to_bytes().replace(b"%", b"%%")
+        self._order = [m.group(0) for m in _SLOTS.finditer(raw)]
+        self._fmt = _SLOTS.sub(b"%b", raw)
         return self
 
     def close(self) -> None:
@@ -182,18 +184,28 @@ class UdpFleet:
             return
 
     def send(self, ip: str, port: int, timeout: float, t1: float, t2: float,
-             callback, context) -> None:
+             callback, context, now: float | None = None) -> None:
         """Send one OPTIONS; later ``callback(context, (status, reason) | None, error | None,
         rtt | None)`` exactly once: an answer, or error "timeout" / an ICMP word."""
         self._counter += 1
-        token = f"{self._prefix}{self._counter:x}".encode()  # unique per fleet; no urandom
-        fill = (hostport(ip, port).encode(), b"z9hG4bK" + token, token)
-        data = b"".join([p if s is None else fill[s] for p, s in zip(self._parts, self._slots)])
-        now = time.monotonic()
-        branch = "z9hG4bK" + token.decode()
+        token = f"{self._prefix}{self._counter:x}"  # unique per fleet; no urandom per probe
+        branch = "z9hG4bK" + token
+        host = self._hosts.get((ip, port))
+        if host is None:
+            if len(self._hosts) > 4096:
+                self._hosts.clear()
+            host = self._hosts[(ip, port)] = hostport(ip, port).encode()
+        values = {b"TARGETHOST": host, b"z9hG4bKBRANCHBRANCHBRANCH": branch.encode(),
+                  b"CALLIDCALLIDCALLIDCALLID": token.encode()}
+        data = self._fmt % tuple([values[k] for k in self._order])
+        if now is None:
+            now = time.monotonic()
         addr = (ip, port)
         self.pending[branch] = [callback, context, now, data, addr, t1, False, t2]
-        self._sendto(data, addr)
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            self._sendto(data, addr)  # an ICMP error of another probe surfaced here: again
         self.sent += 1
         if t1 < timeout:
             q = self._retx.get(t1)

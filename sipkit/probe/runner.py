@@ -29,6 +29,7 @@ Sink = Callable[[dict, dict], None]  # (result, labels)
 _STEP = math.log(1.02)  # histogram buckets 2 % apart: percentiles to 2 %
 _T2 = 4.0  # RFC 3261 T2
 _LOCATE_CACHE = 65536
+_now = time.monotonic
 
 
 class RateLimiter:
@@ -228,7 +229,7 @@ class _Run:
     def finished(self, item, resp, error, rtt) -> None:
         """The fleet's callback for one probe."""
         target, name, labels, module, t0 = item
-        res = fast_result(target, name, module, resp, error, rtt, time.monotonic() - t0)
+        res = fast_result(target, name, module, resp, error, rtt, _now() - t0)
         self.inflight -= 1
         self.summary.add(res["success"], res["duration_s"], res["reason"])
         if self.sink is not None:
@@ -305,26 +306,25 @@ class _Run:
             room = min(room, self.bucket.available())
             started = 0
             modules = self.config.modules
+            plans = self.plans
             fast = self.fast
             while started < room:
                 item = self._next(now)
                 if item is None:
                     break
                 target, name, labels = item
-                module = modules[name]
                 started += 1
                 self.inflight += 1
-                if module.fast_udp:
-                    where = fast.locate_now(target)
-                    if where is not None and not isinstance(where, str):
-                        sec = module.section
-                        fleet = fast.fleet_now(sec.source_ip or
-                                               ("::" if ":" in where[0] else "0.0.0.0"))
+                plan = plans[name]
+                if plan is not None:
+                    where = fast.where.get(target) or fast.locate_now(target)
+                    if where is not None and where.__class__ is tuple:
+                        fleet = plan[3] if ":" not in where[0] else fast.fleet_now(plan[4])
                         if fleet is not None:
-                            fleet.send(where[0], where[1], module.timeout, sec.t1,
-                                       max(_T2, sec.t1), self.finished,
-                                       (target, name, labels, module, now))
+                            fleet.send(where[0], where[1], plan[0], plan[1], plan[2],
+                                       self.finished, (target, name, labels, plan[5], now), now)
                             continue
+                module = modules[name]
                 task = self.loop.create_task(self.slow(target, name, labels, module))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
@@ -346,9 +346,18 @@ class _Run:
 
     async def run(self) -> Summary:
         self.fast.set_after(self.pump)
-        for local in {m.section.source_ip or "0.0.0.0" for m in self.config.modules.values()
-                      if m.fast_udp}:
-            await self.fast.fleet(local)
+        # per fast module, once: (timeout, T1, T2, IPv4 fleet, IPv6 local address, codes)
+        self.plans = {}
+        for name, m in self.config.modules.items():
+            if not m.fast_udp:
+                self.plans[name] = None
+                continue
+            sec = m.section
+            fleet = await self.fast.fleet(sec.source_ip or "0.0.0.0")
+            if sec.source_ip and ":" in sec.source_ip:
+                fleet = None  # an IPv6 source: its one fleet, found per target
+            self.plans[name] = (m.timeout, sec.t1, max(_T2, sec.t1), fleet,
+                                sec.source_ip or "::", m)
         self.pump()
         try:
             await self.done
