@@ -59,15 +59,11 @@ def serve(config_path, listen, timeout):
 
 
 def _run_loop(coro):
-    """asyncio.run on uvloop when it is installed (a faster loop, same semantics)."""
+    """asyncio.run on the standard loop. Not uvloop: libuv stops polling a socket that
+    reports an error, and the fleet's socket reports every ICMP refusal (IP_RECVERR)."""
     import asyncio
 
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+    return asyncio.run(coro)
 
 
 def _nagios(config, module_name: str, target: str) -> int:

@@ -230,6 +230,11 @@ class TargetReader:
                     if entry is not None:
                         yield self._check(entry, lineno)
                         continue
+                if chunk_line == 0 and self.count == 0:
+                    # the first entry is not on one line (yaml.safe_dump's block style, maybe
+                    # anchors shared between entries): let YAML's composer stream the file
+                    yield from self._composed()
+                    return
                 chunk, chunk_line = [line], lineno
             elif line[0] != " " and line[0] != "-":
                 raise self._problem(lineno, "", f"unexpected top-level line {stripped[:40]!r}",
@@ -244,6 +249,39 @@ class TargetReader:
         if indent is None:
             raise SettingsError(str(self.path), [FieldProblem(
                 "targets", "missing", "start the file with 'targets:' and a list")])
+
+    def _composed(self) -> Iterator[tuple[str, str, dict]]:
+        """Entries one at a time from YAML's own composer (pure Python, so slower, but any
+        block style and anchors/aliases between entries; aliases are shared, not copied)."""
+        with open(self.path, encoding="utf-8") as f:
+            loader = yaml.SafeLoader(f)
+            try:
+                for kind in (yaml.StreamStartEvent, yaml.DocumentStartEvent,
+                             yaml.MappingStartEvent):
+                    if not loader.check_event(kind):
+                        raise yaml.YAMLError("not a mapping")
+                    loader.get_event()
+                key = loader.get_event()
+                if not (isinstance(key, yaml.ScalarEvent) and key.value == "targets"
+                        and loader.check_event(yaml.SequenceStartEvent)):
+                    raise SettingsError(str(self.path), [FieldProblem(
+                        "targets", "missing or not a list", "start the file with 'targets:'")])
+                loader.get_event()
+                while not loader.check_event(yaml.SequenceEndEvent):
+                    node = loader.compose_node(None, None)
+                    entry = loader.construct_object(node, deep=True)
+                    loader.constructed_objects, loader.recursive_objects = {}, {}
+                    yield self._check(entry, node.start_mark.line + 1)
+                loader.get_event()
+                if not loader.check_event(yaml.MappingEndEvent):
+                    ev = loader.peek_event()
+                    raise SettingsError(f"{self.path} line {ev.start_mark.line + 1}", [
+                        FieldProblem("(file)", "a second top-level key",
+                                     "a targets file has one key, 'targets:'")])
+            except yaml.YAMLError as exc:
+                raise SettingsError(str(self.path), [syntax_problem(exc)]) from None
+            finally:
+                loader.dispose()
 
     def _entry(self, chunk: list[str], lineno: int) -> tuple[str, str, dict]:
         try:
