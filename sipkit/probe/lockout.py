@@ -51,6 +51,7 @@ class Lockout:
         """``path`` None: memory only (tests of the rule itself)."""
         self.path = Path(path) if path else None
         self._busy: dict[str, threading.Event] = {}
+        self._claimed: dict[str, float] = {}  # key -> its "next" before an unrecorded claim
         self._mem: dict[str, dict] = {}
         self._lock = threading.Lock()
 
@@ -114,6 +115,7 @@ class Lockout:
                     last = st["last"] or {"reason": "an attempt was started before a restart"}
                     return Held(dict(last), wait, None)
                 # the slot is ours: written before the attempt, so a crash still counts
+                self._claimed[key] = st["next"]
                 st["next"] = time.time() + min_interval
                 state[key] = st
             self._busy[key] = threading.Event()
@@ -122,6 +124,7 @@ class Lockout:
     def record(self, key: str, min_interval: float, success: bool, status: int | None,
                snapshot: dict) -> float:
         with self._lock, self._state() as state:
+            self._claimed.pop(key, None)
             st = state.get(key) or {"failures": 0, "next": 0.0, "last": None}
             if success or status not in BAN_SIGNS:
                 st["failures"] = 0
@@ -135,8 +138,18 @@ class Lockout:
             return delay
 
     def release(self, key: str) -> None:
+        """The attempt is over. Without a ``record`` it never reached the server (DNS
+        failed...): the slot is given back."""
         with self._lock:
             busy = self._busy.pop(key, None)
+            if key in self._claimed:
+                previous = self._claimed.pop(key)
+                try:
+                    with self._state() as state:
+                        if key in state:
+                            state[key]["next"] = previous
+                except LockoutStateError:
+                    pass  # the slot stays used: the safe side
         if busy is not None:
             busy.set()
 

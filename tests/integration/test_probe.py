@@ -55,6 +55,7 @@ class Served:
     """The exporter on its own event loop in a thread, as `probe serve` runs it."""
 
     def __init__(self, exporter: Exporter, host: str):
+        self.exporter = exporter
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -280,3 +281,213 @@ def test_parallel_scrapes_of_a_register_module_make_one_attempt(lab, modules, ex
         got = list(pool.map(lambda _: scrape(exporter, "reg", lab.pbx_ip), range(10)))
     assert one_probe >= 1 and attempts() - before == one_probe
     assert all(m["sip_probe_success"] == 1 for m in got)
+
+
+def test_tcp_probes_reuse_one_connection(lab, served):
+    """Connection reuse (RFC 5923): many TCP scrapes of one target, one connection kept."""
+    for _ in range(20):
+        assert scrape(served.url, "tcp", lab.pbx_ip)["sip_probe_success"] == 1
+    assert len(served.exporter.pool.conns) == 1
+
+
+def test_fullwidth_port_and_bad_queries_are_400(lab, exporter):
+    for params in ({"module": "udp", "target": f"{lab.pbx_ip}:５０６０"},
+                   {"module": "udp", "target": f"{lab.pbx_ip}:99999"},
+                   {"module": "udp", "target": "[::1"},
+                   {"module": "udp"},
+                   {"module": ["udp", "tcp"], "target": lab.pbx_ip}):
+        r = httpx.get(f"{exporter}/probe", params=params, timeout=10)
+        assert r.status_code == 400, (params, r.text)
+        assert "Traceback" not in r.text
+
+
+def test_debug_shows_the_ladder(lab, exporter):
+    r = httpx.get(f"{exporter}/probe", params={"module": "tcp", "target": lab.pbx_ip,
+                                               "debug": "true"}, timeout=10)
+    assert r.status_code == 200
+    assert r.text.startswith("Logs for the probe:")
+    assert "> OPTIONS sip:" in r.text and "< SIP/2.0 200" in r.text
+    assert "Metrics that would have been returned:" in r.text
+    assert "sip_probe_success 1" in r.text
+
+
+def test_debug_of_a_register_probe_has_no_secret(lab, modules, exporter):
+    pw = lab.passwords()["100"]
+    r = httpx.get(f"{exporter}/probe", params={"module": "reg", "target": lab.pbx_ip,
+                                               "debug": "1"}, timeout=20)
+    assert "register:" in r.text and pw not in r.text
+
+
+def test_query_parser_fuzz(lab, exporter):
+    """The exporter's query parser under hostile input: every answer is 200/400/414, never a
+    500 or a traceback, and nothing but IP literals on loopback is ever probed."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(["module", "target", "debug", "udp", "tcp", "reg", "=", "&", "%",
+                              "%00", "%zz", "５０６０", "[", "]", ":", "::1", lab.pbx_ip, "\u202e",
+                              "a" * 300, "true", ";", "+", "%2F", "\\x00", "#", "?"])
+    query = st.lists(pieces, max_size=12).map("".join)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(query)
+    def check(q):
+        r = httpx.get(f"{exporter}/probe?{q}", timeout=20)
+        assert r.status_code in (200, 400, 414), (q, r.status_code, r.text[:200])
+        assert "Traceback" not in r.text
+
+    check()
+    r = httpx.get(f"{exporter}/probe?module=udp&target=" + "1" * 5000, timeout=10)
+    assert r.status_code == 414
+
+
+def _serve_cli(lab, path, host_n: int, env: dict | None = None):
+    """`sipkit probe serve` as a process; returns (proc, url) once it listens."""
+    host = lab.ip(host_n)
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sipkit", "probe", "serve", "-c", str(path),
+                             "--listen", f"{host}:{port}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/", timeout=1)
+            return proc, url
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"probe serve did not start: {proc.communicate()[1][-2000:]}")
+
+
+def test_500_parallel_scrapes_of_a_silent_target(lab, modules, tmp_path):
+    """A real listen backlog and one event loop: 500 scrapes at once of a target that never
+    answers each get their answer within the probe timeout + 1 s; clients that give up
+    early leave no traceback behind."""
+    import os
+
+    path, _ = modules
+    silent_ip = lab.ip(64)
+    with UdpPeer(silent_ip, 5060, silent):
+        proc, url = _serve_cli(lab, path, 65, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            async def one(client, i):
+                t0 = time.monotonic()
+                if i % 10 == 0:  # Prometheus gave up: the connection goes away early
+                    try:
+                        await client.get(f"{url}/probe", params={"module": "udp",
+                                                                 "target": silent_ip},
+                                         timeout=0.2)
+                    except httpx.TimeoutException:
+                        pass
+                    return None
+                r = await client.get(f"{url}/probe", params={"module": "udp",
+                                                             "target": silent_ip}, timeout=30)
+                return r.status_code, "sip_probe_success 0" in r.text, time.monotonic() - t0
+
+            async def burst():
+                limits = httpx.Limits(max_connections=600, max_keepalive_connections=0)
+                async with httpx.AsyncClient(limits=limits) as client:
+                    return await asyncio.gather(*(one(client, i) for i in range(500)))
+
+            got = [g for g in asyncio.run(burst()) if g is not None]
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=10)
+    assert len(got) == 450 and all(code == 200 and failed for code, failed, _ in got)
+    worst = max(t for _, _, t in got)
+    assert worst < 1 + 1.0 + 1.0, worst  # module timeout 1 s, + 1 s, + the client's own start
+    assert "Traceback" not in err and "BrokenPipe" not in err, err[-2000:]
+
+
+def test_register_lockout_survives_kill_9(lab, modules, tmp_path):
+    """A crash loop (kill -9, restart, scrape) must not make a second authenticated REGISTER
+    inside min_interval: the slot is written to the state file before the attempt."""
+    import os
+    import signal
+
+    path, _ = modules
+    data = yaml.safe_load(path.read_text())
+    data["modules"]["reg"]["register"]["min_interval"] = "5m"
+    path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    state = tmp_path / "state" / "lockout.json"
+    before = auth_registers(lab)
+    results = []
+    for _round in range(3):
+        proc, url = _serve_cli(lab, path, 66, env=env)
+        try:
+            results.append(scrape(url, "reg", lab.pbx_ip))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+    made = auth_registers(lab) - before
+    assert results[0]["sip_probe_success"] == 1
+    assert all(r["sip_probe_backoff_seconds"] > 200 for r in results[1:]), results
+    assert all(r["sip_probe_success"] == 1 for r in results[1:])  # the cached answer
+    # one probe = the REGISTER (and its un-REGISTER): never more across the restarts
+    assert 1 <= made <= 2, made
+    assert json.loads(state.read_text())  # the state file is there, readable JSON
+    assert lab.passwords()["100"] not in state.read_text()
+
+
+def test_fleet_retransmits_every_t2_after_a_provisional(lab):
+    """RFC 3261 §17.1.2.2: once a 1xx came, Timer E fires every T2 (no more doubling); the
+    rule is sip.transaction.next_interval, shared with the asyncio transports."""
+    from sipkit.probe.fleet import UdpFleet
+
+    times: list[float] = []
+
+    def handler(data: bytes) -> list[bytes]:
+        times.append(time.monotonic())
+        return trying_forever(data)
+
+    async def main():
+        fleet = await UdpFleet(lab.ip(60)).start()
+        try:
+            return await fleet.options(lab.ip(67), 5060, timeout=1.2, t1=0.05, t2=0.4)
+        finally:
+            fleet.close()
+
+    with UdpPeer(lab.ip(67), 5060, handler):
+        resp, _ = asyncio.run(main())
+    assert resp is None  # no final answer: a timeout
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # first retransmit at T1 (queued before the 1xx came), then every T2 = 0.4 s
+    assert len(times) in (3, 4), gaps
+    assert all(g > 0.3 for g in gaps[1:]), gaps
+
+
+@pytest.fixture
+def call_config(lab, tmp_path):
+    data = {"state_file": str(tmp_path / "calls.json"), "modules": {
+        "echo": {"prober": "call", "timeout": "20s", "call": {
+            "uri": "sip:echo@{target}", "local_ip": lab.pbx_ip, "media": "2s",
+            "min_interval": "10m"}}}}
+    return ProbeConfig.model_validate(data)
+
+
+def test_call_prober_echo_and_one_way(lab, call_config, tmp_path):
+    from sipkit.probe.metrics import render
+    from sipkit.probe.probers import run_probe
+
+    module = call_config.modules["echo"]
+    res = asyncio.run(run_probe("echo", module, f"{lab.echo_ip}:5060", config=call_config))
+    assert res.success, res
+    text = render(res, "call").decode()
+    assert "sip_probe_success 1" in text and "sip_probe_call_mos 4" in text
+    assert "sip_probe_call_setup_seconds" in text and "sip_probe_call_one_way_audio 0" in text
+    # min_interval: the second probe is the cached answer, no second call
+    again = asyncio.run(run_probe("echo", module, f"{lab.echo_ip}:5060", config=call_config))
+    assert again.success and "cached" in again.reason and again.backoff_s > 500
+    with silent_sipp_uas(lab, 68, 8893, tmp_path) as ip:
+        res = asyncio.run(run_probe("echo", module, f"{ip}:5060", config=call_config))
+    assert not res.success and res.one_way_audio is True
+    assert "one_way_audio" in res.reason and "nothing comes back" in res.reason
+    assert "sip_probe_call_one_way_audio 1" in render(res, "call").decode()
