@@ -423,12 +423,17 @@ class Prober:
 
 _SIP = (("sip_probe_status_code", "Final SIP status code of the probe's request", "status_code"),
         ("sip_probe_dns_lookup_seconds", "Time spent resolving the target", "dns_lookup_s"))
-_LOCK = (("sip_probe_backoff_seconds", "Seconds until the next authenticated attempt is "
-          "allowed (lockout safety)", "backoff_s"),)
+
+
+def _backoff(kind: str) -> tuple[tuple[str, str, str], ...]:
+    return ((f"sip_probe_{kind}_backoff_seconds", "Seconds until the next attempt is allowed "
+             "(lockout safety; the answer is the last one, cached)", "backoff_s"),)
+
+
 PROBERS: dict[str, Prober] = {
     "options": Prober(probe_options, _SIP + (
         ("sip_probe_rtt_seconds", "Request to first response", "rtt_s"),)),
-    "register": Prober(probe_register, _SIP + _LOCK + (
+    "register": Prober(probe_register, _SIP + _backoff("register") + (
         ("sip_probe_register_expires_seconds", "Registration lifetime the registrar granted",
          "register_expires_s"),)),
     "tls": Prober(probe_tls, (
@@ -438,7 +443,7 @@ PROBERS: dict[str, Prober] = {
          "tls_days_left"))),
     "dns": Prober(probe_dns, (
         ("sip_probe_dns_lookup_seconds", "Time spent resolving the target", "dns_lookup_s"),)),
-    "call": Prober(probe_call, _SIP + _LOCK + (
+    "call": Prober(probe_call, _SIP + _backoff("call") + (
         ("sip_probe_call_setup_seconds", "INVITE to answer", "setup_s"),
         ("sip_probe_call_mos", "E-model MOS of the audio we received", "mos"),
         ("sip_probe_call_loss_ratio", "RTP loss of what we received (0-1)", "loss_ratio"),
