@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import operator
 import re
 import secrets
 import socket
@@ -61,7 +62,7 @@ class UdpFleet:
         self._retx: dict[float, deque] = {}  # interval -> deque[(due, branch)]
         self._expiry: dict[float, deque] = {}  # timeout -> deque[(deadline, branch)]
         self._ticker: asyncio.TimerHandle | None = None
-        self._fmt, self._order = b"", []
+        self._fmt, self._pick = b"", None
         self._hosts: dict[tuple, bytes] = {}
         self._prefix = secrets.token_hex(6)
         self._counter = 0
@@ -96,7 +97,10 @@ class UdpFleet:
                             user_agent=f"sipkit/{__version__}")
         # bytes %-formatting of the template: the fastest join there is
         raw = req.to_bytes().replace(b"%", b"%%")
-        self._order = [m.group(0) for m in _SLOTS.finditer(raw)]
+        slot = {b"TARGETHOST": 0, b"z9hG4bKBRANCHBRANCHBRANCH": 1, b"CALLIDCALLIDCALLIDCALLID": 2}
+        order = [slot[m.group(0)] for m in _SLOTS.finditer(raw)]
+        pick = operator.itemgetter(*order)  # (host, branch, call-id) -> the template's order
+        self._pick = pick if len(order) > 1 else (lambda values: (pick(values),))
         self._fmt = _SLOTS.sub(b"%b", raw)
         return self
 
@@ -195,9 +199,7 @@ class UdpFleet:
             if len(self._hosts) > 4096:
                 self._hosts.clear()
             host = self._hosts[(ip, port)] = hostport(ip, port).encode()
-        values = {b"TARGETHOST": host, b"z9hG4bKBRANCHBRANCHBRANCH": branch.encode(),
-                  b"CALLIDCALLIDCALLIDCALLID": token.encode()}
-        data = self._fmt % tuple([values[k] for k in self._order])
+        data = self._fmt % self._pick((host, branch.encode(), token.encode()))
         if now is None:
             now = time.monotonic()
         addr = (ip, port)

@@ -228,10 +228,22 @@ class _Run:
     # -------------------------------------------------------------- completion
     def finished(self, item, resp, error, rtt) -> None:
         """The fleet's callback for one probe."""
-        target, name, labels, module, t0 = item
-        res = fast_result(target, name, module, resp, error, rtt, _now() - t0)
+        target, name, labels, codes, t0 = item
         self.inflight -= 1
-        self.summary.add(res["success"], res["duration_s"], res["reason"])
+        duration = _now() - t0
+        if resp is None:
+            reason = error or "timeout"
+            res = {"target": target, "module": name, "success": False,
+                   "duration_s": round(duration, 6), "reason": reason}
+            self.summary.add(False, duration, reason)
+        else:
+            status, reason = resp
+            ok = status in codes if codes else status < 500  # as fast_result
+            reason = f"{status} {reason}"
+            res = {"target": target, "module": name, "success": ok,
+                   "duration_s": round(duration, 6), "reason": reason, "status_code": status,
+                   "rtt_s": round(rtt, 6)}
+            self.summary.add(ok, duration, reason)
         if self.sink is not None:
             self.sink(res, labels)
 
@@ -357,7 +369,7 @@ class _Run:
             if sec.source_ip and ":" in sec.source_ip:
                 fleet = None  # an IPv6 source: its one fleet, found per target
             self.plans[name] = (m.timeout, sec.t1, max(_T2, sec.t1), fleet,
-                                sec.source_ip or "::", m)
+                                sec.source_ip or "::", sec.valid_status_codes)
         self.pump()
         try:
             await self.done

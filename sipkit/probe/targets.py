@@ -55,6 +55,8 @@ _LABEL = re.compile(rf"(?:{_Q}): (?:{_Q})(?:, |$)")
 
 def _plain(text: str) -> bool:
     """A plain scalar YAML reads as a string (no bool, number, null or timestamp)."""
+    if text[0] not in _RESOLVER_FIRST:
+        return True  # no implicit type starts with this character
     hit = _PLAIN_SEEN.get(text)
     if hit is None:
         hit = not any(regexp.match(text) for _tag, regexp in _RESOLVERS.get(text[0], ()))
@@ -64,6 +66,7 @@ def _plain(text: str) -> bool:
 
 
 _PLAIN_SEEN: dict[str, bool] = {}
+_RESOLVER_FIRST = frozenset(k for k in _RESOLVERS if k)
 
 
 _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*|\"[^\"\\\\\n]*\"")
