@@ -188,14 +188,14 @@ async def probe_options(module: Module, target: str, res: ProbeResult, env: Prob
     ip = await _resolve(module, host, port, res)
     if ip is None:
         return
-    ctx = _context(module, host, port)
     t = Target(host=host, ip=ip, port=port, transport=sec.transport)
     verify = sec.transport == "tls" and not sec.insecure
     reuse = env.pool is not None and sec.reuse_connection and sec.transport != "udp"
-    key = (sec.transport, ip, port, host, sec.source_ip, verify, str(sec.ca_file))
+    key = (sec.transport, ip, port, host, sec.source_ip, verify, sec.ca_file)
     try:
         if reuse:
             async def make():
+                ctx = _context(module, host, port)
                 sslctx = ssl_context(ctx, verify) if sec.transport == "tls" else None
                 conn = await connect(ip, port, sec.transport, local_ip=sec.source_ip,
                                      ssl_context=sslctx,
@@ -204,12 +204,14 @@ async def probe_options(module: Module, target: str, res: ProbeResult, env: Prob
                 return conn, Dialogless(conn, t)
 
             conn, dialog = await env.pool.get(key, make)
-            env.note(f"connection {hostport(*conn.local[:2])} -> {hostport(ip, port)} "
-                     f"({sec.transport}, reused when open)")
+            if env.debug:
+                env.note(f"connection {hostport(*conn.local[:2])} -> {hostport(ip, port)} "
+                         f"({sec.transport}, kept for the next probes)")
             ex = await conn.request(dialog.options(), timeout=module.timeout, t1=sec.t1)
             if ex.final is None:
                 env.pool.drop(key)  # a silent or broken flow is not kept
         else:
+            ctx = _context(module, host, port)
             async with open_target(ctx, t, verify=verify, record=False) as conn:
                 ex = await conn.request(Dialogless(conn, t).options(), timeout=module.timeout,
                                         t1=sec.t1)
