@@ -30,7 +30,6 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, 
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import split_hostport
-from ..settings import syntax_problem
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _RANK = ["y", "w", "d", "h", "m", "s", "ms"]
@@ -247,6 +246,8 @@ def _read(path: Path):
         raise SettingsError(str(path), [FieldProblem("(file)", "not UTF-8 text",
                                                      "save the file as UTF-8")]) from None
     except yaml.YAMLError as exc:
+        from ..settings import syntax_problem  # lazily: the settings models load slowly
+
         raise SettingsError(str(path), [syntax_problem(exc)]) from None
 
 

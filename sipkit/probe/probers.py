@@ -14,11 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 
-from ..checks.base import CheckContext, RunOptions, Target
-from ..endpoint import SipEndpoint
 from ..net.addresses import hostport, parse_ip
-from ..net.outcome import of_exception, of_exchange
-from ..redact import Redactor
 from .config import Module, ProbeConfig, split_target
 from .lockout import LockoutStateError, lockout_for
 
@@ -96,8 +92,10 @@ class ProbeEnv:
                                 .replace("\r\n", "\n< ").rstrip("< \n"))
 
 
-def endpoint_of(module: Module, host: str, port: int) -> SipEndpoint:
-    """The endpoint a module's section describes for one target line."""
+def endpoint_of(module: Module, host: str, port: int):
+    """The endpoint (``SipEndpoint``) a module's section describes for one target line."""
+    from ..endpoint import SipEndpoint
+
     sec = module.section
     password = sec.password() if hasattr(sec, "password") else None
     return SipEndpoint(host=host, port=port, transport=module.transport,
@@ -107,7 +105,10 @@ def endpoint_of(module: Module, host: str, port: int) -> SipEndpoint:
                        source_ip=getattr(sec, "source_ip", None))
 
 
-def _context(module: Module, host: str, port: int) -> CheckContext:
+def _context(module: Module, host: str, port: int):
+    from ..checks.base import CheckContext, RunOptions
+    from ..redact import Redactor
+
     ep = endpoint_of(module, host, port)
     sec = module.section
     options = RunOptions(timeout=module.timeout, t1=getattr(sec, "t1", 0.5),
@@ -179,9 +180,10 @@ class ConnPool:
 
 
 async def probe_options(module: Module, target: str, res: ProbeResult, env: ProbeEnv) -> None:
-    from ..checks.sipio import Dialogless, open_target, server_of
+    from ..checks.base import Target
+    from ..checks.sipio import Dialogless, open_target, server_of, ssl_context
+    from ..net.outcome import of_exception, of_exchange
     from ..net.transport import connect
-    from ..checks.sipio import ssl_context
 
     sec = module.section
     host, port = split_target(target, sec.transport)
@@ -284,6 +286,7 @@ async def _lockout_safe(module: Module, target: str, res: ProbeResult, env: Prob
 
 async def probe_register(module: Module, target: str, res: ProbeResult, env: ProbeEnv) -> None:
     from ..checks import register
+    from ..checks.base import Target
 
     sec = module.section
     host, port = split_target(target, sec.transport)
@@ -311,6 +314,7 @@ async def probe_register(module: Module, target: str, res: ProbeResult, env: Pro
 
 async def probe_tls(module: Module, target: str, res: ProbeResult, env: ProbeEnv) -> None:
     from ..checks import tls
+    from ..checks.base import Target
 
     sec = module.section
     host, port = split_target(target, "tls")

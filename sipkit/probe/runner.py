@@ -230,9 +230,9 @@ class _Run:
         """The fleet's callback for one probe."""
         target, name, labels, codes, t0 = item
         self.inflight -= 1
-        duration = _now() - t0
         if resp is None:
             reason = error or "timeout"
+            duration = _now() - t0
             res = {"target": target, "module": name, "success": False,
                    "duration_s": round(duration, 6), "reason": reason}
             self.summary.add(False, duration, reason)
@@ -240,10 +240,11 @@ class _Run:
             status, reason = resp
             ok = status in codes if codes else status < 500  # as fast_result
             reason = f"{status} {reason}"
-            res = {"target": target, "module": name, "success": ok,
-                   "duration_s": round(duration, 6), "reason": reason, "status_code": status,
-                   "rtt_s": round(rtt, 6)}
-            self.summary.add(ok, duration, reason)
+            # sent at t0 (the fleet's clock is the pump's): the probe's duration is its RTT
+            duration = round(rtt, 6)
+            res = {"target": target, "module": name, "success": ok, "duration_s": duration,
+                   "reason": reason, "status_code": status, "rtt_s": duration}
+            self.summary.add(ok, rtt, reason)
         if self.sink is not None:
             self.sink(res, labels)
 

@@ -23,8 +23,13 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import FieldProblem, SettingsError
-from ..settings import syntax_problem
 from .config import ProbeConfig, Target, validation_problems
+
+
+def syntax_problem(exc):
+    from ..settings import syntax_problem as problem  # lazily: only on a syntax error
+
+    return problem(exc)
 
 WHOLE_LIMIT = 64 * 1024 * 1024
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -77,7 +82,9 @@ def _fast_line(line: str) -> dict | None:
     if m is None:
         return None
     tq, tp, mq, mp, body = m.groups()
-    if (tp is not None and not _plain(tp)) or (mp is not None and not _plain(mp)):
+    first = _RESOLVER_FIRST  # a plain scalar starting otherwise is a string: no call
+    if (tp is not None and tp[0] in first and not _plain(tp)) or (
+            mp is not None and mp[0] in first and not _plain(mp)):
         return None
     labels = {}
     if body:
@@ -86,13 +93,15 @@ def _fast_line(line: str) -> dict | None:
             k, sep, v = pair.partition(": ")
             if not (sep and safe(k) and safe(v)) or k in labels:
                 return None
-            if k[0] == '"':
+            c = k[0]
+            if c == '"':
                 k = k[1:-1]
-            elif not _plain(k):
+            elif c in first and not _plain(k):
                 return None
-            if v[0] == '"':
+            c = v[0]
+            if c == '"':
                 v = v[1:-1]
-            elif not _plain(v):
+            elif c in first and not _plain(v):
                 return None
             labels[k] = v
     return {"target": tq if tq is not None else tp, "module": mq if mq is not None else mp,
