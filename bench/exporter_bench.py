@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from responder import kamailio, sipkit_argv, sipkit_env  # noqa: E402
+from responder import kamailio, sipkit_argv, sipkit_env, stop
 
 
 def blackbox_yaml(ip: str) -> str:
@@ -59,8 +59,8 @@ def wait_http(url: str, proc: subprocess.Popen, what: str) -> None:
 
 def ab(url: str, n: int, c: int) -> dict:
     out = subprocess.run(["ab", "-q", "-l", "-s", "30", "-c", str(c), "-n", str(n), url],
-                         capture_output=True, text=True).stdout
-    num = lambda pat: float(m.group(1)) if (m := re.search(pat, out)) else None  # noqa: E731
+                         capture_output=True, text=True, check=False).stdout
+    num = lambda pat: float(m.group(1)) if (m := re.search(pat, out)) else None
     return {"rps": num(r"Requests per second:\s+([\d.]+)"),
             "failed": int(num(r"Failed requests:\s+(\d+)") or 0)
             + int(num(r"Non-2xx responses:\s+(\d+)") or 0),
@@ -129,11 +129,7 @@ def main() -> None:
         finally:
             silent.close()
             for p in procs:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                stop(p)
 
 
 if __name__ == "__main__":

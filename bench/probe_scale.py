@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from responder import kamailio, sipkit_argv, sipkit_env  # noqa: E402
+from responder import kamailio, sipkit_argv, sipkit_env
 
 PROBES = "modules:\n  options: {prober: options, transport: udp, timeout: 2}\n"
 
@@ -27,8 +27,7 @@ PROBES = "modules:\n  options: {prober: options, transport: udp, timeout: 2}\n"
 def targets_file(path: Path, n: int, ip: str) -> None:
     with open(path, "w") as f:
         f.write("targets:\n")
-        for i in range(n):
-            f.write(f'  - {{target: "{ip}:5060", module: options, labels: {{name: p{i:07d}}}}}\n')
+        f.writelines(f'  - {{target: "{ip}:5060", module: options, labels: {{name: p{i:07d}}}}}\n' for i in range(n))
 
 
 def run(n: int, ip: str, work: Path, concurrency: int) -> dict:

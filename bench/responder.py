@@ -53,12 +53,19 @@ def kamailio(ip: str):
             time.sleep(0.2)
         yield proc
     finally:
-        proc.terminate()
+        stop(proc)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL if it is still there 10 s later (by PID: our own child)."""
+    for signal_it in (proc.terminate, proc.kill):
+        signal_it()
         try:
             proc.wait(10)
+            return
         except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(run, ignore_errors=True)
+            continue
 
 
 def sipkit_argv() -> list[str]:

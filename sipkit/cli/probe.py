@@ -31,7 +31,8 @@ def serve(config_path, listen, timeout):
     import signal
 
     from ..probe.config import load_config
-    from ..probe.exporter import Exporter, serve as serve_forever
+    from ..probe.exporter import Exporter
+    from ..probe.exporter import serve as serve_forever
 
     config = load_config(config_path)
     host, _, port = listen.rpartition(":")

@@ -25,8 +25,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import split_hostport
@@ -40,7 +47,7 @@ def parse_duration(value) -> float:
     """Seconds from ``5s``, ``1m30s``, ``500ms``, ``2h``, ``0`` or a plain number (seconds).
     Prometheus' own grammar (integers with units, largest unit first), ASCII digits only."""
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or 5s, 1m30s, 500ms")
+        raise ValueError("a duration is a number of seconds or 5s, 1m30s, 500ms")  # noqa: TRY004
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -56,7 +63,7 @@ def parse_duration(value) -> float:
                 raise ValueError(f"{value!r}: units go largest first, each once (1h30m)")
             seconds = float(sum(int(n) * _UNITS[u] for n, u in parts))
     else:
-        raise ValueError("a duration is a number of seconds or 5s, 1m30s, 500ms")
+        raise ValueError("a duration is a number of seconds or 5s, 1m30s, 500ms")  # noqa: TRY004
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError("a duration must be a finite number of seconds, 0 or more")
     return seconds

@@ -64,7 +64,7 @@ class Lockout:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = open(self.path.with_suffix(".lock"), "a")
+            lock = open(self.path.with_suffix(".lock"), "a")  # noqa: SIM115 - held below
         except OSError as exc:
             raise LockoutStateError(f"cannot use the lockout state {self.path}: "
                                     f"{exc.strerror}") from None

@@ -432,8 +432,8 @@ _SIP = (("sip_probe_status_code", "Final SIP status code of the probe's request"
 
 
 def _backoff(kind: str) -> tuple[tuple[str, str, str], ...]:
-    return ((f"sip_probe_{kind}_backoff_seconds", "Seconds until the next attempt is allowed "
-             "(lockout safety; the answer is the last one, cached)", "backoff_s"),)
+    return ((f"sip_probe_{kind}_backoff_seconds", ("Seconds until the next attempt is allowed "
+             "(lockout safety; the answer is the last one, cached)"), "backoff_s"),)
 
 
 PROBERS: dict[str, Prober] = {
@@ -453,8 +453,8 @@ PROBERS: dict[str, Prober] = {
         ("sip_probe_call_setup_seconds", "INVITE to answer", "setup_s"),
         ("sip_probe_call_mos", "E-model MOS of the audio we received", "mos"),
         ("sip_probe_call_loss_ratio", "RTP loss of what we received (0-1)", "loss_ratio"),
-        ("sip_probe_call_tx_loss_ratio", "RTP loss of what we sent, from the far end's RTCP "
-         "(0-1)", "tx_loss_ratio"),
+        ("sip_probe_call_tx_loss_ratio", ("RTP loss of what we sent, from the far end's RTCP "
+         "(0-1)"), "tx_loss_ratio"),
         ("sip_probe_call_one_way_audio", "1 if audio flowed one way only", "one_way_audio"))),
 }
 
@@ -477,7 +477,7 @@ async def run_probe(module_name: str, module: Module, target: str,
         res.success, res.reason = False, f"timeout after {budget:.1f} s"
     except ValueError as exc:
         res.success, res.reason = False, f"bad target: {exc}"
-    except Exception as exc:  # a sipkit bug must not take the exporter down
+    except Exception as exc:  # noqa: BLE001 - a sipkit bug must not take the exporter down
         res.success, res.reason = False, f"probe error: {type(exc).__name__}: {exc}"
     res.duration_s = round(time.monotonic() - t0, 6)
     return res

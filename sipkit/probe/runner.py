@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
+from ..errors import SipkitError
 from ..net.addresses import parse_ip
 from .config import Module, ProbeConfig, split_target
 from .fleet import UdpFleet
@@ -279,7 +280,7 @@ class _Run:
             except StopIteration:
                 self.exhausted = True
                 return None
-            except Exception as exc:  # a bad line: finish what runs, then report it
+            except (SipkitError, OSError) as exc:  # a bad line: finish what runs, report it
                 self.error = exc
                 self.exhausted = True
                 return None

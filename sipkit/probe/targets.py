@@ -184,7 +184,7 @@ class TargetReader:
 
     def __iter__(self) -> Iterator[tuple[str, str, dict]]:
         try:
-            f = open(self.path, encoding="utf-8", newline="")
+            f = open(self.path, encoding="utf-8", newline="")  # noqa: SIM115 - with f: below
         except OSError as exc:
             raise SettingsError(str(self.path), [FieldProblem(
                 "(file)", f"cannot read ({exc.strerror})", "give an existing file")]) from None

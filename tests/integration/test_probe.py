@@ -4,6 +4,7 @@ pacing measured at the responder, and Nagios exit codes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -270,7 +271,7 @@ def test_parallel_scrapes_of_a_register_module_make_one_attempt(lab, modules, ex
     still make one authenticated attempt per interval; the others share its answer."""
     cfg = modules[1]
     cfg.modules["reg"].section.min_interval = 300
-    attempts = lambda: auth_registers(lab)  # noqa: E731
+    attempts = lambda: auth_registers(lab)
 
     before = attempts()
     assert scrape(exporter, "reg", lab.pbx_ip)["sip_probe_success"] == 1
@@ -458,7 +459,7 @@ def test_fleet_retransmits_every_t2_after_a_provisional(lab):
     with UdpPeer(lab.ip(67), 5060, handler):
         resp, _ = asyncio.run(main())
     assert resp is None  # no final answer: a timeout
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # first retransmit at T1 (queued before the 1xx came), then every T2 = 0.4 s
     assert len(times) in (3, 4), gaps
     assert all(g > 0.3 for g in gaps[1:]), gaps

@@ -122,8 +122,8 @@ def test_reader_streams_every_shape(tmp_path):
     for text in (yaml.safe_dump({"targets": entries}),  # block style
                  yaml.safe_dump({"targets": entries}, default_flow_style=None),
                  yaml.safe_dump({"targets": entries}, default_flow_style=True),  # one flow doc
-                 "# c\ntargets:\n  - {target: 10.0.0.1, module: m, labels: {a: '1'}}\n"
-                 "  # comment\n\n  - {target: \"h.example:5070\", module: n}\n"):
+                 ("# c\ntargets:\n  - {target: 10.0.0.1, module: m, labels: {a: '1'}}\n"
+                  "  # comment\n\n  - {target: \"h.example:5070\", module: n}\n")):
         assert list(TargetReader(_write(tmp_path, text), CONFIG)) == want, text
 
 
