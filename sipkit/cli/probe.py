@@ -113,8 +113,12 @@ def _nagios(config, module_name: str, target: str) -> int:
 @click.option("--nagios", is_flag=True, help="One probe, Nagios output and exit code 0/1/2/3.")
 @click.option("--module", "module_name", help="With --nagios: the module.")
 @click.option("--target", help="With --nagios: the target.")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Processes probing shares of the targets (one output stream); --rate and "
+                   "--concurrency are split between them.")
+@click.option("--shard", hidden=True, help="Internal: this helper's share, K/N.")
 def run(config_path, targets_path, as_json, interval, count, concurrency, rate, per_target_rate,
-        deadline, nagios, module_name, target):
+        deadline, nagios, module_name, target, workers, shard):
     """Probe a target list (JSON lines and a summary), or one target in Nagios mode."""
     from ..errors import SipkitError
     from ..probe.config import load_config
@@ -139,14 +143,16 @@ def run(config_path, targets_path, as_json, interval, count, concurrency, rate, 
 
     out = sys.stdout.buffer
     buf: list[bytes] = []
-    if as_json:
-        try:
-            from orjson import dumps
-        except ImportError:  # the standard library does the same, slower
-            import json
+    try:
+        from orjson import dumps as json_bytes
+    except ImportError:  # the standard library does the same, slower
+        import json
 
-            def dumps(obj) -> bytes:
-                return json.dumps(obj, ensure_ascii=False).encode()
+        def json_bytes(obj) -> bytes:
+            return json.dumps(obj, ensure_ascii=False).encode()
+
+    if as_json:
+        dumps = json_bytes
 
         wall = time.time
 
@@ -174,16 +180,62 @@ def run(config_path, targets_path, as_json, interval, count, concurrency, rate, 
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    by_target = per_target_rate < 1e5  # per-target pacing: a target stays in one process
+    if shard:
+        k, n = (int(x) for x in shard.split("/"))
+        reader = TargetReader(targets_path, config, shard=(k, n), by_target=by_target)
+        summary = _run_loop(run_targets(config, reader, concurrency=concurrency, rate=rate,
+                                        per_target_rate=per_target_rate, deadline=deadline,
+                                        sink=emit))
+        flush()
+        out.write(b'{"_sipkit_shard_summary":' + json_bytes(summary.state()) + b"}\n")
+        out.flush()
+        ctx.exit(0)
+    if workers > 1 and interval:
+        raise click.UsageError("--workers runs one round: leave out --interval")
+
+    def forward(line: bytes) -> None:
+        buf.append(line)
+        if len(buf) >= 256:
+            flush()
+
+    async def one_round(reader, helpers):
+        collect = asyncio.ensure_future(helpers.collect(forward)) if helpers else None
+        try:
+            summary = await run_targets(config, reader, concurrency=max(1, concurrency // workers),
+                                        rate=rate / workers, per_target_rate=per_target_rate,
+                                        deadline=deadline, sink=emit)
+            if collect is not None:
+                codes = await collect
+                for state in helpers.summaries:
+                    summary.merge(state)
+                if max(codes, default=0) >= 2:
+                    raise click.exceptions.Exit(max(codes))
+            return summary
+        finally:
+            if helpers:
+                helpers.stop()
+
+    import asyncio
+
     rounds = 0
     failed_any = False
     while True:
         rounds += 1
         t0 = time.monotonic()
-        reader = TargetReader(targets_path, config)
+        helpers = None
+        if workers > 1:
+            from ..probe.workers import Helpers
+
+            base = ["-c", str(config_path), "-t", str(targets_path), "--concurrency",
+                    str(max(1, concurrency // workers)), "--rate", str(rate / workers),
+                    "--per-target-rate", str(per_target_rate)] + (
+                ["--json"] if as_json else []) + (["--deadline", str(deadline)] if deadline
+                                                   else [])
+            helpers = Helpers(base, workers)
+        reader = TargetReader(targets_path, config, shard=(0, workers), by_target=by_target)
         try:
-            summary = _run_loop(run_targets(config, reader, concurrency=concurrency, rate=rate,
-                                            per_target_rate=per_target_rate, deadline=deadline,
-                                            sink=emit))
+            summary = _run_loop(one_round(reader, helpers))
         except SipkitError:
             flush()
             out.flush()

@@ -83,6 +83,22 @@ class Summary:
         b = int(math.log(duration * 1e6 + 1) / _STEP)
         self.buckets[b] = self.buckets.get(b, 0) + 1
 
+    def state(self) -> dict:
+        """What ``merge`` needs (a helper process sends it to the parent)."""
+        return {"ok": self.ok, "failed": self.failed, "skipped": self.skipped,
+                "buckets": {str(b): n for b, n in self.buckets.items()}, "total": self.total,
+                "reasons": self.reasons}
+
+    def merge(self, other: dict) -> None:
+        self.ok += other["ok"]
+        self.failed += other["failed"]
+        self.skipped += other["skipped"]
+        self.total += other["total"]
+        for b, n in other["buckets"].items():
+            self.buckets[int(b)] = self.buckets.get(int(b), 0) + n
+        for k, n in other["reasons"].items():
+            self.reasons[k] = self.reasons.get(k, 0) + n
+
     def percentile(self, p: float) -> float | None:
         n = self.ok + self.failed
         if not n:

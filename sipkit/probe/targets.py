@@ -16,6 +16,7 @@ another shape (a flow list, anchors across entries, several documents) is loaded
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,9 +148,15 @@ class TargetReader:
     A bad entry raises SettingsError naming its line; entries before it have been yielded
     (the runner finishes those probes, then reports the error)."""
 
-    def __init__(self, path: Path, config: ProbeConfig):
+    def __init__(self, path: Path, config: ProbeConfig, shard: tuple[int, int] | None = None,
+                 by_target: bool = False):
+        """``shard`` (k, n): yield only this worker's part of the file — every n-th one-line
+        entry from the k-th (other entries go to worker 0), or, ``by_target``, the entries
+        whose target hashes to k (so per-target pacing stays within one worker)."""
         self.path, self.modules = Path(path), config.modules
         self.count = 0
+        self.shard = shard if shard and shard[1] > 1 else None
+        self.by_target = by_target
 
     def _problem(self, lineno: int, field: str, problem: str, fix: str) -> SettingsError:
         return SettingsError(f"{self.path} line {lineno}", [FieldProblem(
@@ -190,7 +197,18 @@ class TargetReader:
                 "(file)", f"cannot read ({exc.strerror})", "give an existing file")]) from None
         with f:
             try:
-                yield from self._stream(f)
+                if self.shard is None:
+                    yield from self._stream(f)
+                    return
+                k, n = self.shard
+                for entry in self._stream(f):
+                    if self.by_target:
+                        if zlib.crc32(entry[0].encode()) % n == k:
+                            yield entry
+                    elif len(entry) == 4:  # a one-line entry picked for this worker
+                        yield entry[:3]
+                    elif k == 0:  # any other entry: worker 0's
+                        yield entry
             except UnicodeDecodeError:
                 raise SettingsError(str(self.path), [FieldProblem(
                     "(file)", "not UTF-8 text", "save the file as UTF-8")]) from None
@@ -199,6 +217,9 @@ class TargetReader:
         lineno, indent = 0, None
         fast_prefix, fast_at = "\0", 0  # set at the first entry
         modules = self.modules
+        index_shard = self.shard is not None and not self.by_target
+        shard_k, shard_n = self.shard or (0, 1)
+        seen = -1
         chunk: list[str] = []
         chunk_line = 0
         for line in f:
@@ -213,6 +234,10 @@ class TargetReader:
                 yield from self._whole(f, lineno)
                 return
             if line.startswith(fast_prefix):
+                if index_shard:
+                    seen += 1
+                    if seen % shard_n != shard_k:
+                        continue  # another worker's line: not even parsed here
                 entry = _fast_line(line[fast_at:].rstrip())
                 if entry is not None:
                     if chunk:
@@ -220,9 +245,10 @@ class TargetReader:
                         chunk = []
                     if entry["module"] in modules:
                         self.count += 1
-                        yield entry["target"], entry["module"], entry["labels"]
+                        out = entry["target"], entry["module"], entry["labels"]
                     else:
-                        yield self._check(entry, lineno)
+                        out = self._check(entry, lineno)
+                    yield (*out, True) if index_shard else out
                     continue
             if not stripped or stripped.startswith("#"):
                 continue
