@@ -492,3 +492,23 @@ def test_call_prober_echo_and_one_way(lab, call_config, tmp_path):
     assert not res.success and res.one_way_audio is True
     assert "one_way_audio" in res.reason and "nothing comes back" in res.reason
     assert "sip_probe_call_one_way_audio 1" in render(res, "call").decode()
+
+
+@pytest.mark.parametrize("pacing,n", [("1000000", 3000), ("100", 300)])
+def test_workers_share_the_targets_in_one_stream(lab, modules, tmp_path, run_sipkit, pacing, n):
+    """--workers 3: every target probed exactly once, whole lines on one stdout, one summary;
+    with per-target pacing the copies of a target stay in one process (by target hash)."""
+    path, _ = modules
+    lines = ["targets:"] + [
+        f'  - {{target: "{lab.pbx_ip if i % 2 else lab.connector_ip}", module: udp, '
+        f'labels: {{n: x{i}}}}}' for i in range(n)]
+    tfile = tmp_path / "many.yaml"
+    tfile.write_text("\n".join(lines) + "\n  - target: " + lab.pbx_ip + "\n    module: udp\n")
+    proc = run_sipkit("probe", "run", "-c", str(path), "-t", str(tfile), "--json", "--workers",
+                      "3", "--rate", "1000000", "--per-target-rate", pacing,
+                      "--concurrency", "300", timeout=120)
+    got = [json.loads(x) for x in proc.stdout.splitlines()]
+    names = sorted(g["labels"].get("n", "block") for g in got)
+    assert names == sorted([f"x{i}" for i in range(n)] + ["block"]), proc.stderr[-500:]
+    assert proc.returncode == 0 and all(g["success"] for g in got)
+    assert f"round 1: {n + 1}/{n + 1} ok" in proc.stderr and "_sipkit_shard" not in proc.stdout
