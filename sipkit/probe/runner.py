@@ -24,7 +24,7 @@ from ..errors import SipkitError
 from ..net.addresses import parse_ip
 from .config import Module, ProbeConfig, split_target
 from .fleet import UdpFleet
-from .probers import result_dict, run_probe
+from .probers import ConnPool, ProbeEnv, result_dict, run_probe
 
 Sink = Callable[[dict, dict], None]  # (result, labels)
 _STEP = math.log(1.02)  # histogram buckets 2 % apart: percentiles to 2 %
@@ -241,6 +241,7 @@ class _Run:
         self.wake: asyncio.TimerHandle | None = None
         self.busy = False
         self.tasks: set[asyncio.Task] = set()
+        self.pool = ConnPool()  # TCP/TLS OPTIONS: one kept connection per target
 
     # -------------------------------------------------------------- completion
     def finished(self, item, resp, error, rtt) -> None:
@@ -273,8 +274,9 @@ class _Run:
             if module.fast_udp:
                 res = await self.fast.probe(name, module, target)
             else:
+                env = ProbeEnv(name, self.config, pool=self.pool)
                 res = (await run_probe(name, module, target, timeout=budget,
-                                       config=self.config)).as_dict()
+                                       env=env)).as_dict()
             self.summary.add(res["success"], res["duration_s"], res["reason"])
             if self.sink is not None:
                 self.sink(res, labels)
@@ -396,6 +398,7 @@ class _Run:
                 self.wake.cancel()
             for task in list(self.tasks):
                 task.cancel()
+            await self.pool.close()
         if self.error is not None:
             raise self.error
         return self.summary
