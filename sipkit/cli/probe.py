@@ -15,6 +15,28 @@ _config = click.option("-c", "--config", "config_path", required=True,
 NAGIOS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
+class DurationType(click.ParamType):
+    """Seconds, written as in probes.yaml: 90, 1.5, 500ms, 5s, 1m30s (at least ``low``)."""
+
+    name = "duration"
+
+    def __init__(self, low: float = 0.1):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        from ..probe.config import parse_duration
+
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds < self.low:
+            self.fail(f"{value!r} is under {self.low} s", param, ctx)
+        return seconds
+
+
 @click.group()
 def probe() -> None:
     """Periodic SIP health probes for many PBX endpoints."""
@@ -23,7 +45,7 @@ def probe() -> None:
 @probe.command()
 @_config
 @click.option("--listen", default="127.0.0.1:9116", show_default=True, metavar="IP:PORT")
-@click.option("--timeout", type=float, default=10.0, show_default=True,
+@click.option("--timeout", type=DurationType(), default="10s", show_default=True,
               help="Probe budget when Prometheus sends no scrape timeout header.")
 def serve(config_path, listen, timeout):
     """Prometheus exporter: GET /probe?module=NAME&target=HOST[:PORT] and /metrics."""
@@ -102,14 +124,14 @@ def _nagios(config, module_name: str, target: str) -> int:
 @click.option("-t", "--targets", "targets_path", type=click.Path(dir_okay=False, path_type=Path),
               help="targets.yaml: target + module (+ labels) per entry.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per probe on stdout.")
-@click.option("--interval", type=click.FloatRange(0.1), help="Repeat every S seconds.")
+@click.option("--interval", type=DurationType(), help="Repeat every S seconds (60, 1m, 30s).")
 @click.option("--count", type=click.IntRange(1), help="With --interval: stop after N rounds.")
 @click.option("--concurrency", type=click.IntRange(1, 10000), default=200, show_default=True)
 @click.option("--rate", type=click.FloatRange(0.1), default=2000.0, show_default=True,
               help="Probes per second, all targets together.")
 @click.option("--per-target-rate", type=click.FloatRange(0.01), default=5.0, show_default=True,
               help="Probes per second to one target at most.")
-@click.option("--deadline", type=click.FloatRange(0.1), help="Seconds for one round at most.")
+@click.option("--deadline", type=DurationType(), help="One round at most this long (12, 2m).")
 @click.option("--nagios", is_flag=True, help="One probe, Nagios output and exit code 0/1/2/3.")
 @click.option("--module", "module_name", help="With --nagios: the module.")
 @click.option("--target", help="With --nagios: the target.")

@@ -153,3 +153,14 @@ def test_reader_refuses_binary(tmp_path):
     p.write_bytes("targets:\n".encode("utf-16"))
     with pytest.raises(SettingsError):
         list(TargetReader(p, CONFIG))
+
+
+@pytest.mark.parametrize("flag,value,word", [("--deadline", "5ms", "under 0.1 s"),
+                                             ("--interval", "nan", "not a duration"),
+                                             ("--deadline", "1m1h", "largest first")])
+def test_cli_durations_are_checked(tmp_path, run_sipkit, flag, value, word):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("modules:\n  m: {prober: options}\n")
+    t = _write(tmp_path, "targets:\n  - {target: 127.0.0.1, module: m}\n")
+    proc = run_sipkit("probe", "run", "-c", str(cfg), "-t", str(t), flag, value)
+    assert proc.returncode == 2 and word in proc.stderr and "Traceback" not in proc.stderr
