@@ -142,6 +142,7 @@ class CallSection(SipSection, Credentials):
 
     uri: str = "sip:echo@{target}"
     registrar: str | None = None
+    from_uri: str | None = None  # default sip:USERNAME@HOST with credentials
     proxy: str | None = None
     local_ip: str = "127.0.0.1"  # SIP and RTP bind here
     media: Duration = Field(default=3.0, gt=0, le=60)  # seconds of audio after the answer

@@ -166,7 +166,7 @@ _BY_PATH: dict[str, Lockout] = {}
 def lockout_for(path: Path | None) -> Lockout:
     """One Lockout per state file in a process (threads share its in-flight events)."""
     path = Path(path) if path else default_state_file()
-    key = str(path.resolve() if path.exists() else path.absolute())
+    key = os.path.abspath(path)
     if key not in _BY_PATH:
         _BY_PATH[key] = Lockout(path)
     return _BY_PATH[key]

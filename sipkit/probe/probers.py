@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 
-from ..net.addresses import hostport, parse_ip
+from ..net.addresses import hostport, parse_ip, uri_host
 from .config import Module, ProbeConfig, split_target
 from .lockout import LockoutStateError, lockout_for
 
@@ -375,6 +375,8 @@ async def probe_call(module: Module, target: str, res: ProbeResult, env: ProbeEn
     try:
         params = CallParams(
             target=sec.uri.replace("{target}", hp), transport=sec.transport,
+            from_uri=(sec.from_uri or (f"sip:{sec.username}@{uri_host(host)}" if sec.username
+                                       else "")).replace("{target}", hp) or None,
             local_ip=sec.local_ip, registrar=(sec.registrar or "").replace("{target}", hp) or None,
             username=sec.username, password=sec.password(),
             proxy=(sec.proxy or "").replace("{target}", hp) or None,

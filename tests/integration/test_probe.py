@@ -512,3 +512,25 @@ def test_workers_share_the_targets_in_one_stream(lab, modules, tmp_path, run_sip
     assert names == sorted([f"x{i}" for i in range(n)] + ["block"]), proc.stderr[-500:]
     assert proc.returncode == 0 and all(g["success"] for g in got)
     assert f"round 1: {n + 1}/{n + 1} ok" in proc.stderr and "_sipkit_shard" not in proc.stdout
+
+
+def test_call_prober_through_the_pbx_with_credentials(lab, monkeypatch, tmp_path):
+    """Registered as extension 100, a call to the PBX's echo route: MOS and success; the next
+    scrape inside min_interval is the cached answer (no second REGISTER, no second call)."""
+    from sipkit.probe.probers import run_probe
+
+    monkeypatch.setenv("SIPKIT_TEST_PW_100", lab.passwords()["100"])
+    cfg = ProbeConfig.model_validate({"state_file": str(tmp_path / "s.json"), "modules": {
+        "viapbx": {"prober": "call", "timeout": "30s", "call": {
+            "uri": "sip:05321234567@{target}", "registrar": "sip:{target}", "username": "100",
+            "password_env": "SIPKIT_TEST_PW_100", "local_ip": lab.pbx_ip, "media": "2s",
+            "min_interval": "10m"}}}})
+    module = cfg.modules["viapbx"]
+    before = auth_registers(lab)
+    res = asyncio.run(run_probe("viapbx", module, lab.pbx_ip, config=cfg))
+    assert res.success and res.mos > 4 and res.setup_s < 5, res
+    made = auth_registers(lab) - before
+    again = asyncio.run(run_probe("viapbx", module, lab.pbx_ip, config=cfg))
+    assert again.success and "cached" in again.reason
+    assert auth_registers(lab) - before == made >= 1
+    assert lab.passwords()["100"] not in (tmp_path / "s.json").read_text() + res.reason
