@@ -351,7 +351,3 @@ class TargetReader:
         for entry in data["targets"]:
             yield self._check(entry, 0)
 
-
-def load_targets(path: Path, config: ProbeConfig) -> list[Target]:
-    """The whole list (small files: tests, Nagios); ``TargetReader`` streams."""
-    return [Target(target=t, module=m, labels=lb) for t, m, lb in TargetReader(path, config)]
