@@ -534,3 +534,24 @@ def test_call_prober_through_the_pbx_with_credentials(lab, monkeypatch, tmp_path
     assert again.success and "cached" in again.reason
     assert auth_registers(lab) - before == made >= 1
     assert lab.passwords()["100"] not in (tmp_path / "s.json").read_text() + res.reason
+
+
+def test_a_scrape_given_up_still_finishes_its_register(lab, modules, served):
+    """Prometheus gives up (the client goes away) in the middle of an authenticated REGISTER:
+    the scrape's handler is cancelled, the attempt is not — it ends, removes its binding and
+    records its answer, which the next scrape gets (cached, no second attempt)."""
+    cfg = modules[1]
+    cfg.modules["reg"].section.min_interval = 300
+    before = auth_registers(lab)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.get(f"{served.url}/probe", params={"module": "reg", "target": lab.pbx_ip},
+                  timeout=0.01)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the attempt finishes on its own
+        m = scrape(served.url, "reg", lab.pbx_ip)
+        if "sip_probe_register_expires_seconds" in m:
+            break
+        time.sleep(0.2)
+    assert m["sip_probe_success"] == 1 and m["sip_probe_register_backoff_seconds"] > 200, m
+    made = auth_registers(lab) - before
+    assert 1 <= made <= 2  # one REGISTER (and its removal): the cached scrapes sent nothing
