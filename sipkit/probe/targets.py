@@ -78,7 +78,8 @@ _RESOLVER_FIRST = frozenset(k for k in _RESOLVERS if k)
 _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*|\"[^\"\\\\\n]*\"")
 
 
-def _fast_line(line: str) -> dict | None:
+def _fast_line(line: str) -> tuple[str, str, dict] | None:
+    """(target, module, labels) of the one-line shape, or None (then YAML decides)."""
     m = _FAST.fullmatch(line)
     if m is None:
         return None
@@ -105,8 +106,7 @@ def _fast_line(line: str) -> dict | None:
             elif c in first and not _plain(v):
                 return None
             labels[k] = v
-    return {"target": tq if tq is not None else tp, "module": mq if mq is not None else mp,
-            "labels": labels}
+    return (tq if tq is not None else tp, mq if mq is not None else mp, labels)
 
 
 def _flow_line(line: str) -> dict | None:
@@ -224,15 +224,6 @@ class TargetReader:
         chunk_line = 0
         for line in f:
             lineno += 1
-            stripped = line.strip()
-            if indent is None:  # before the first entry: comments, then "targets:"
-                if not stripped or stripped.startswith("#"):
-                    continue
-                if stripped == "targets:" and line.startswith("targets:"):
-                    indent = -1
-                    continue
-                yield from self._whole(f, lineno)
-                return
             if line.startswith(fast_prefix):
                 if index_shard:
                     seen += 1
@@ -243,13 +234,21 @@ class TargetReader:
                     if chunk:
                         yield self._entry(chunk, chunk_line)
                         chunk = []
-                    if entry["module"] in modules:
+                    if entry[1] in modules:
                         self.count += 1
-                        out = entry["target"], entry["module"], entry["labels"]
                     else:
-                        out = self._check(entry, lineno)
-                    yield (*out, True) if index_shard else out
+                        self._check(dict(zip(("target", "module", "labels"), entry)), lineno)
+                    yield (*entry, True) if index_shard else entry
                     continue
+            stripped = line.strip()
+            if indent is None:  # before the first entry: comments, then "targets:"
+                if not stripped or stripped.startswith("#"):
+                    continue
+                if stripped == "targets:" and line.startswith("targets:"):
+                    indent = -1
+                    continue
+                yield from self._whole(f, lineno)
+                return
             if not stripped or stripped.startswith("#"):
                 continue
             m = _ITEM.match(line)
@@ -264,7 +263,9 @@ class TargetReader:
                     yield self._entry(chunk, chunk_line)
                     chunk = []
                 if stripped[2:3] == "{" and stripped.endswith("}"):
-                    entry = _fast_line(stripped) or _flow_line(stripped)
+                    fast = _fast_line(stripped)
+                    entry = (dict(zip(("target", "module", "labels"), fast)) if fast
+                             else _flow_line(stripped))
                     if entry is not None:
                         yield self._check(entry, lineno)
                         continue
