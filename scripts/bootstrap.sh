@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(kamailio kamailio-tls-modules sip-tester sipsak openssl iproute2 nftables tshark make)
+APT_PACKAGES=(kamailio kamailio-tls-modules sip-tester sipsak openssl iproute2 nftables tshark make prometheus-blackbox-exporter apache2-utils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -20,6 +20,7 @@ COMMANDS = {
     "normalize": ("sipkit.cli.normalize", "normalize", "Apply a connector's number rule to numbers."),
     "probe": ("sipkit.cli.probe", "probe", "Periodic health probes (Prometheus, Nagios, JSON lines)."),
     "analyze": ("sipkit.cli.analyze", "analyze", "Diagnose a SIP capture (pcap)."),
+    "reflector": ("sipkit.cli.reflector", "reflector", "The outside view: see a site's PBX from the internet."),
     "lab": ("sipkit.cli.lab", "lab", "The local SIP lab: a real PBX, connector server and API sandbox."),
 }
 
