@@ -537,21 +537,29 @@ def test_call_prober_through_the_pbx_with_credentials(lab, monkeypatch, tmp_path
 
 
 def test_a_scrape_given_up_still_finishes_its_register(lab, modules, served):
-    """Prometheus gives up (the client goes away) in the middle of an authenticated REGISTER:
-    the scrape's handler is cancelled, the attempt is not — it ends, removes its binding and
-    records its answer, which the next scrape gets (cached, no second attempt)."""
+    """Prometheus gives up (the client goes away) while the authenticated REGISTER waits for
+    its answer: the scrape's handler is cancelled, the attempt is not — it gets its 200,
+    removes the binding and records the answer, which the next scrape gets (cached)."""
+    from tests.peers import Registrar, method_of
+
+    registrar = Registrar("plain")
+
+    def slow(data: bytes) -> list[bytes]:
+        if method_of(data) == "REGISTER" and b"Authorization" in data and b"Expires: 0" not in data:
+            time.sleep(0.35)  # the scrape is gone by now (and under T1: no retransmission)
+        return registrar(data)
+
     cfg = modules[1]
     cfg.modules["reg"].section.min_interval = 300
-    before = auth_registers(lab)
-    with pytest.raises(httpx.TimeoutException):
-        httpx.get(f"{served.url}/probe", params={"module": "reg", "target": lab.pbx_ip},
-                  timeout=0.01)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the attempt finishes on its own
-        m = scrape(served.url, "reg", lab.pbx_ip)
-        if "sip_probe_register_expires_seconds" in m:
-            break
-        time.sleep(0.2)
+    peer_ip = lab.ip(69)
+    with UdpPeer(peer_ip, 5060, slow):
+        with pytest.raises(httpx.TimeoutException):
+            httpx.get(f"{served.url}/probe", params={"module": "reg", "target": peer_ip},
+                      timeout=0.1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "0" not in registrar.expires_seen:
+            time.sleep(0.1)  # the attempt goes on without its scrape: REGISTER, then removal
+        m = scrape(served.url, "reg", peer_ip)
     assert m["sip_probe_success"] == 1 and m["sip_probe_register_backoff_seconds"] > 200, m
-    made = auth_registers(lab) - before
-    assert 1 <= made <= 2  # one REGISTER (and its removal): the cached scrapes sent nothing
+    assert registrar.authenticated == 2  # the REGISTER and its removal, nothing more
+    assert registrar.expires_seen.count("0") == 1
