@@ -258,12 +258,9 @@ def run(config_path, targets_path, as_json, interval, count, concurrency, rate, 
         reader = TargetReader(targets_path, config, shard=(0, workers), by_target=by_target)
         try:
             summary = _run_loop(one_round(reader, helpers))
-        except SipkitError:
+        finally:  # what was probed is written, also when a bad entry ends the round
             flush()
             out.flush()
-            raise
-        flush()
-        out.flush()
         s = summary.as_dict()
         failed_any = failed_any or s["failure"] > 0
         click.echo(f"round {rounds}: {s['success']}/{s['probes']} ok, {s['failure']} failed, "

@@ -160,7 +160,12 @@ class TargetReader:
 
     def _problem(self, lineno: int, field: str, problem: str, fix: str) -> SettingsError:
         return SettingsError(f"{self.path} line {lineno}", [FieldProblem(
-            f"targets[{self.count}].{field}" if field else f"targets[{self.count}]", problem, fix)])
+            f"{self._at()}.{field}" if field else self._at(), problem, fix)])
+
+    def _at(self) -> str:
+        """The entry's place: its index (a helper process sees only its share: then the
+        error's line number says where)."""
+        return "targets[]" if self.shard else f"targets[{self.count}]"
 
     def _check(self, entry, lineno: int) -> tuple[str, str, dict]:
         if isinstance(entry, dict) and type(entry.get("target")) is str \
@@ -173,7 +178,7 @@ class TargetReader:
                     Target.model_validate(entry)
                 except ValidationError as err:
                     raise SettingsError(f"{self.path} line {lineno}", validation_problems(
-                        err, f"targets[{self.count}].")) from None
+                        err, f"{self._at()}.")) from None
                 labels = {str(k): str(v) for k, v in labels.items()}
             target, module = entry["target"], entry["module"]
         else:
@@ -181,7 +186,7 @@ class TargetReader:
                 t = Target.model_validate(entry)
             except ValidationError as err:
                 raise SettingsError(f"{self.path} line {lineno}", validation_problems(
-                    err, f"targets[{self.count}].")) from None
+                    err, f"{self._at()}.")) from None
             target, module, labels = t.target, t.module, t.labels
         if module not in self.modules:
             raise self._problem(lineno, "module", f"unknown module {module!r}",
