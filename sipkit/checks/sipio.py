@@ -31,13 +31,14 @@ def ssl_context(ctx: CheckContext, verify: bool) -> ssl.SSLContext:
 
 
 def tap_for(ctx: CheckContext, evidence: bool = True):
-    """A transport tap: each message becomes an Evidence row (and a pcap packet with --pcap)."""
+    """A transport tap: each message becomes an Evidence row (and a pcap packet with --pcap)
+    and an entry of the run's request log."""
     recorder = ctx.recorder
-    if not evidence and recorder is None:
-        return None
+    log = ctx.facts.requests  # the run's request log (PBX fingerprint, ban detection)
 
     def tap(direction: str, data: bytes, local: tuple, remote: tuple, transport: str,
             ts: float) -> None:
+        log.tap(direction, data, local, remote, transport, ts)
         if recorder is not None:
             recorder.tap(direction, data, local, remote, transport, ts)
         if not evidence:

@@ -74,6 +74,10 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
                 f"{hostport(str(t.get('registrar_server')), t.get('port'))} · extension "
                 f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}")
     console.print(Text(head, style="bold"))
+    if report.pbx:  # the fingerprint (sipkit.pbx), one line
+        console.print(Text(f"PBX: {report.pbx.get('label')} (confidence "
+                           f"{report.pbx.get('confidence', 0):.2f}; "
+                           f"{report.pbx.get('requests_sent', 0)} requests sent)", style="dim"))
     if report.options.get("insecure"):
         console.print(Text("TLS verification is OFF (--insecure): certificate problems are "
                            "reported but do not fail", style="yellow"))

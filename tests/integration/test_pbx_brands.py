@@ -1,0 +1,133 @@
+"""Know the PBX, against real Kamailio brand variants (sipkit.lab.brands): every brand is
+fingerprinted, its 403 and ban verdicts carry the knowledge base's brand-specific fix, an
+unknown PBX keeps the generic wording, and the ban verdict fires against a rate-banning
+address and not against a plain silent one."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from sipkit.checks.base import Facts, RunOptions
+from sipkit.checks.runner import run_checks
+from sipkit.lab.brands import BAN_AFTER, VARIANTS, BrandLab
+from sipkit.pbx.knowledge import lookup
+from sipkit.pbx.pacing import CHECK_REQUEST_BUDGET
+from sipkit.settings import load_site
+
+pytestmark = pytest.mark.lab
+PASSWORD = "brand-lab-secret-9d1e"
+_sources = itertools.count(160)  # each run its own source address: ban counters never mix
+
+
+@pytest.fixture(scope="module")
+def brands(lab, tmp_path_factory):
+    blab = BrandLab(tmp_path_factory.mktemp("brands"), lab.prefix).start()
+    yield blab
+    blab.stop()
+
+
+def site_for(ip: str, source: str):
+    return load_site(None, {
+        "agent_uuid": "3c90c3cc-0d44-4b50-8888-8dd25736052a", "phone_number": "+12084439178",
+        "registrar_server": ip, "username_extension": "100", "pbx_password": PASSWORD,
+        "allowed_ip": ip, "check.allow_private_registrar": "true",
+        "check.connector_server": "198.51.100.7", "check.source_ip": source})
+
+
+def run(brands, key: str, mode: str, only=("register",), timeout: float = 1.0):
+    source = brands.ip(next(_sources))
+    site = site_for(brands.address(key, mode), source)
+    facts = Facts()
+    opts = RunOptions(timeout=timeout, source_ip=source, t1=0.25)
+    report = asyncio.run(run_checks(site, opts, only=only, facts=facts))
+    return report, facts
+
+
+KNOWN = [v for v in VARIANTS if v.expected_brand is not None]
+
+
+@pytest.mark.parametrize("variant", KNOWN, ids=lambda v: v.key)
+def test_fingerprint_and_forbidden(brands, variant):
+    report, _ = run(brands, variant.key, "forbid")
+    assert report.pbx is not None and report.pbx["brand"] == variant.expected_brand, report.pbx
+    if variant.product:
+        assert report.pbx["product"] == variant.product, report.pbx
+    assert report.pbx["evidence"]
+    reg = report.get("register")
+    assert reg.status == "fail" and reg.details["final_status"] == 403, reg
+    entry = lookup(variant.expected_brand, "register_forbidden", variant.product)
+    if entry is None:  # no brand text: the generic wording stays
+        assert "pbx_knowledge" not in reg.details
+        assert "check username_extension and pbx_password" in reg.hint
+    else:
+        know = reg.details["pbx_knowledge"]
+        assert know["symptom"] == "register_forbidden" and know["source"]["title"]
+        assert reg.hint == entry.filled({"ext": "100", "auth_user": "100",
+                                         "connector": "198.51.100.7",
+                                         "source": reg.details.get("seen_as", "")})[1] \
+            or "198.51.100.7" in reg.hint or "{connector}" not in entry.fix
+        assert reg.details["pbx_knowledge"]["generic_hint"].startswith("check username")
+    assert report.get(BAN_ID) is None
+    assert PASSWORD not in report.model_dump_json()
+
+
+BAN_ID = "ban"
+
+
+@pytest.mark.parametrize("variant", KNOWN, ids=lambda v: v.key)
+def test_ban_verdict_is_brand_specific(brands, variant):
+    report, facts = run(brands, variant.key, "ban")
+    ban = report.get(BAN_ID)
+    assert ban is not None and ban.status == "fail", [c.summary for c in report.checks]
+    assert f"banned by the PBX's intrusion protection after {BAN_AFTER} requests" in ban.summary
+    assert ban.details["after_requests"] == BAN_AFTER and ban.details["mode"] == "silent"
+    # the register check's own verdict stays a fail; only its cause and fix get specific
+    reg = report.get("register")
+    assert reg.status == "fail"
+    fp_brand = report.pbx["brand"]
+    entry = lookup(fp_brand, "ban", report.pbx.get("product")) or (
+        lookup(report.pbx["front_end"], "ban") if report.pbx.get("front_end") else None)
+    if entry is None:
+        assert "wait for the ban to expire" in ban.hint
+    else:
+        assert ban.details["pbx_knowledge"]["source"]["title"] == entry.source_title
+        assert "198.51.100.7" in ban.hint or "{connector}" not in entry.fix
+        assert reg.details["pbx_knowledge"]["symptom"] == "ban"
+
+
+def test_every_brand_in_the_knowledge_base_has_a_variant():
+    from sipkit.pbx.knowledge import load
+
+    entries, _ = load()
+    assert {e.brand for e in entries} <= {v.expected_brand for v in KNOWN}
+
+
+def test_unknown_pbx_keeps_generic_wording(brands):
+    report, _ = run(brands, "unknown", "forbid")
+    assert report.pbx["brand"] is None and report.pbx["label"] == "unknown PBX"
+    reg = report.get("register")
+    assert reg.status == "fail" and "pbx_knowledge" not in reg.details
+    assert reg.hint.startswith("check username_extension and pbx_password")
+    banned, _ = run(brands, "unknown", "ban")
+    ban = banned.get(BAN_ID)
+    assert ban is not None and "wait for the ban to expire" in ban.hint
+    assert "pbx_knowledge" not in ban.details
+
+
+def test_plain_silent_port_is_not_a_ban(brands):
+    report, facts = run(brands, "silent", "silent", only=("transport",))
+    assert report.get("transport").status == "fail"
+    assert report.get(BAN_ID) is None
+    assert report.pbx is None
+    assert facts.requests.count() >= 1 and not facts.requests.answers()
+
+
+def test_refusing_ban_and_request_budget(brands):
+    """A clean forbid run stays within the documented request budget."""
+    report, facts = run(brands, "freepbx", "forbid", only=("register",))
+    sent = report.pbx["requests_sent"]
+    assert sent == facts.requests.count() <= CHECK_REQUEST_BUDGET
+    assert "Authorization" not in repr(facts.requests.sent)  # request bytes are never kept
