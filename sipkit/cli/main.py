@@ -19,6 +19,7 @@ COMMANDS = {
     "normalize": ("sipkit.cli.normalize", "normalize", "Apply a connector's number rule to numbers."),
     "probe": ("sipkit.cli.probe", "probe", "Periodic health probes (Prometheus, Nagios, JSON lines)."),
     "analyze": ("sipkit.cli.analyze", "analyze", "Diagnose a SIP capture (pcap)."),
+    "pbx-config": ("sipkit.cli.pbx_config", "pbx_config", "What to set on the PBX for this connector (pjsip block or menu steps)."),
     "lab": ("sipkit.cli.lab", "lab", "The local SIP lab: a real PBX, connector server and API sandbox."),
 }
 

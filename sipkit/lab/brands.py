@@ -195,8 +195,10 @@ class BrandLab:
         # readiness on an address that never bans (a forbid one): the ban counters stay clean
         probe = self.address("unknown", "forbid")
         if not wait_sip(probe, 5060, timeout, alive=self.comp.alive):
+            died = not self.comp.alive()
             self.stop()
-            raise LabError("the brand lab did not answer; last log lines:\n" + _tail(str(log)))
+            raise LabError(f"the brand lab {'exited at start' if died else 'did not answer'}; "
+                           "last log lines:\n" + _tail(str(log), 25))
         return self
 
     def stop(self, timeout: float = 6.0) -> None:

@@ -89,7 +89,7 @@ BANNERS: tuple[Banner, ...] = (
     Banner("yeastar", re.compile(r"\bYeastar\s*(?P<product>[PSK]\d+|[PSK]-?Series|Cloud\s*PBX)?"
                                  r"[-\s/]*(?P<version>[\d.]+)?", re.I)),
     Banner("yeastar", re.compile(r"\bMyPBX\s*(?P<version>[\d.]+)?", re.I), product="MyPBX"),
-    Banner("grandstream", re.compile(r"\bGrandstream\s+(?P<product>UCM\d+[A-Z]?)(?:V[\w.]+)?"
+    Banner("grandstream", re.compile(r"\bGrandstream\s+(?P<product>UCM\d+)(?:V[\w.]+)?"
                                      r"(?:\s+(?P<version>[\d.]+))?", re.I)),
     Banner("cucm", re.compile(r"\bCisco-CUCM\s*(?P<version>[\d.]+)?", re.I)),
     Banner("avaya", re.compile(r"\b(?:Avaya\s+)?IP\s*Office\s*(?P<version>[\d.]+)?", re.I)),

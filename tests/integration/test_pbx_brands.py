@@ -131,3 +131,47 @@ def test_refusing_ban_and_request_budget(brands):
     sent = report.pbx["requests_sent"]
     assert sent == facts.requests.count() <= CHECK_REQUEST_BUDGET
     assert "Authorization" not in repr(facts.requests.sent)  # request bytes are never kept
+
+
+def _site_file(tmp_path, ip: str, source: str):
+    import yaml
+
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump({
+        "agent_uuid": "3c90c3cc-0d44-4b50-8888-8dd25736052a", "phone_number": "+12084439178",
+        "registrar_server": ip, "username_extension": "100", "pbx_password": PASSWORD,
+        "allowed_ip": ip, "check": {"allow_private_registrar": True, "source_ip": source,
+                                    "connector_server": "198.51.100.7"}}))
+    return path
+
+
+def test_cli_check_shows_the_pbx_in_json_and_text(brands, tmp_path, run_sipkit):
+    from tests.conftest import report_of
+
+    site = _site_file(tmp_path, brands.address("yeastar", "forbid"), brands.ip(next(_sources)))
+    proc = run_sipkit("check", "-c", str(site), "--only", "register", "--timeout", "1", "--json")
+    rep = report_of(proc)
+    assert proc.returncode == 1
+    assert rep["pbx"]["brand"] == "yeastar" and rep["pbx"]["product"] == "P-Series"
+    reg = next(c for c in rep["checks"] if c["id"] == "register")
+    assert "Allow Remote Registration" in reg["hint"] and reg["status"] == "fail"
+    text = run_sipkit("check", "-c", str(site), "--only", "register", "--timeout", "1")
+    assert "PBX: Yeastar P-Series 37.12.0.48" in text.stdout
+    assert PASSWORD not in proc.stdout + text.stdout + proc.stderr + text.stderr
+
+
+def test_cli_pbx_config_auto_uses_the_fingerprint(brands, tmp_path, run_sipkit):
+    import json
+
+    site = _site_file(tmp_path, brands.address("3cx", "forbid"), brands.ip(next(_sources)))
+    proc = run_sipkit("pbx-config", "-c", str(site), "--pbx", "auto", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["brand"] == "3cx" and out["fingerprint"]["brand"] == "3cx"
+    assert any("Disallow registrations from outside" in s for s in out["steps"])
+    assert PASSWORD not in proc.stdout
+    bad = run_sipkit("pbx-config", "-c", str(site), "--pbx", "3cx", "--connector-ip", "nope")
+    assert bad.returncode == 2 and "--connector-ip" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = _site_file(tmp_path, brands.address("unknown", "forbid"), brands.ip(next(_sources)))
+    proc = run_sipkit("pbx-config", "-c", str(unknown), "--pbx", "auto")
+    assert proc.returncode == 2 and "give --pbx BRAND" in proc.stderr
