@@ -5,6 +5,7 @@ captures cited in sipkit/pbx/fingerprint.py), on two addresses of the session's 
 
     forbid  answers OPTIONS 200, challenges REGISTER, answers any authenticated REGISTER 403
     ban     the same, but drops everything from a source after BAN_AFTER requests (htable)
+    refuse  (the unknown product only) answers 403 to everything after REFUSE_AFTER requests
 
 plus an unknown product (generic wording) and a plain silent address (drops everything from
 the first packet: not a ban). Nothing here authenticates: the variants exist to make every
@@ -28,6 +29,7 @@ from .manager import Component, _reap, _signal_group, _tail, wait_sip
 
 FIRST_HOST = 100
 BAN_AFTER = 6  # transport's 5 OPTIONS and the first REGISTER pass; the authenticated one drops
+REFUSE_AFTER = 3  # the "refuse" address: 3 OPTIONS answered 200, then 403 to everything
 BAN_WINDOW = 120
 
 ALLOW_PJSIP = ("OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, INVITE, ACK, BYE, CANCEL, UPDATE, "
@@ -119,10 +121,13 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _route(v: Variant, ip: str, ban: bool) -> str:
-    lines = [f'\tif ($Ri == "{ip}") {{  # {v.key} ({"ban" if ban else "forbid"})']
-    if ban:
+def _route(v: Variant, ip: str, mode: str) -> str:
+    lines = [f'\tif ($Ri == "{ip}") {{  # {v.key} ({mode})']
+    if mode == "ban":
         lines.append("\t\troute(BAN);")
+    elif mode == "refuse":
+        lines += ["\t\troute(COUNT);", f"\t\tif ($var(n) > {REFUSE_AFTER}) {{",
+                  '\t\t\tsl_send_reply("403", "Forbidden");', "\t\t\texit;", "\t\t}"]
     for h in v.headers:
         lines.append(f'\t\tappend_to_reply("{_escape(h)}\\r\\n");')
     lines += [
@@ -162,6 +167,7 @@ class BrandLab:
             for mode in ("forbid", "ban"):
                 host += 1
                 plan[(v.key, mode)] = self.ip(host)
+        plan[("unknown", "refuse")] = self.ip(host + 1)
         return plan
 
     def config(self) -> str:
@@ -172,7 +178,7 @@ class BrandLab:
         by_key = {v.key: v for v in VARIANTS}
         for (key, mode), ip in self.addresses.items():
             if key != "silent":
-                routes.append(_route(by_key[key], ip, mode == "ban"))
+                routes.append(_route(by_key[key], ip, mode))
         text = (resources.files("sipkit.lab") / "files" / "brands.cfg").read_text()
         return (text.replace("##LISTEN##", listen).replace("##ROUTES##", "\n".join(routes))
                 .replace("BAN_AFTER", str(BAN_AFTER)).replace("BAN_WINDOW", str(BAN_WINDOW)))

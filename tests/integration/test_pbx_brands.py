@@ -175,3 +175,29 @@ def test_cli_pbx_config_auto_uses_the_fingerprint(brands, tmp_path, run_sipkit):
     unknown = _site_file(tmp_path, brands.address("unknown", "forbid"), brands.ip(next(_sources)))
     proc = run_sipkit("pbx-config", "-c", str(unknown), "--pbx", "auto")
     assert proc.returncode == 2 and "give --pbx BRAND" in proc.stderr
+
+
+def test_refusing_ban(brands):
+    """Answered 200, then 403 to the same kind of request: a ban by refusal."""
+    from sipkit.lab.brands import REFUSE_AFTER
+
+    report, _ = run(brands, "unknown", "refuse")
+    ban = report.get(BAN_ID)
+    assert ban is not None, [c.summary for c in report.checks]
+    assert ban.details["mode"] == "refusing" and ban.details["after_requests"] == REFUSE_AFTER
+    assert "started refusing (403" in ban.summary
+    assert report.get("transport").status in ("pass", "warn")  # its verdict is unchanged
+
+
+def test_request_budget_of_a_full_check(lab, run_sipkit):
+    """A whole `sipkit check` of the lab PBX (every check, calls included) sends at most
+    CHECK_REQUEST_BUDGET requests to the PBX: the number the README documents."""
+    from tests.conftest import report_of
+
+    env = dict(line.split("=", 1) for line in lab.env_file.read_text().split())
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--json", env=env, timeout=120)
+    rep = report_of(proc)
+    sent = rep["pbx"]["requests_sent"]
+    print(f"requests to the PBX in one full check: {sent}")
+    assert 0 < sent <= CHECK_REQUEST_BUDGET, rep["pbx"]
+    assert not any(c["id"] == BAN_ID for c in rep["checks"])
