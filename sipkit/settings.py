@@ -89,10 +89,9 @@ class Normalizer(_Model):
         return v
 
 
-class CheckSettings(_Model):
-    """sipkit-only options; never sent to the API."""
+class _CommonCheck(_Model):
+    """The ``check:`` options every target kind has; sipkit-only, never sent to an API."""
 
-    connector_server: str = "auto"
     outbound_test_number: str | None = None
     call_seconds: float = Field(default=4.0, gt=0, le=60)
     # The cloud cannot reach a PBX on private space, so dns FAILs on it; set this when the
@@ -106,6 +105,19 @@ class CheckSettings(_Model):
     nameserver: str | None = None
     source_ip: str | None = None
 
+    @field_validator("source_ip")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is not None and parse_ip(v) is None:
+            raise ValueError("must be an IP address of this machine")
+        return v
+
+
+class CheckSettings(_CommonCheck):
+    """The ``check:`` section of a PBX extension's site file."""
+
+    connector_server: str = "auto"
+
     @field_validator("connector_server")
     @classmethod
     def _server(cls, v: str) -> str:
@@ -114,13 +126,6 @@ class CheckSettings(_Model):
         host, _ = split_hostport(v, 5060)  # ValueError names the bad port
         if not (is_hostname(host) or parse_ip(host)):
             raise ValueError("must be 'auto', a host name or an IP address, optionally with :port")
-        return v
-
-    @field_validator("source_ip")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        if v is not None and parse_ip(v) is None:
-            raise ValueError("must be an IP address of this machine")
         return v
 
 
@@ -257,24 +262,14 @@ def _gateway(v: str | None) -> str | None:
     return v.rstrip(".").lower() if parse_ip(host) is None else v
 
 
-class TrunkCheckSettings(_Model):
-    """sipkit-only options for a trunk; never sent to the API."""
+class TrunkCheckSettings(_CommonCheck):
+    """The ``check:`` section of a trunk's site file (a test call only with
+    outbound_test_number: a call through a trunk can be billed)."""
 
-    outbound_test_number: str | None = None  # only with it does sipkit place a (billable) call
-    call_seconds: float = Field(default=4.0, gt=0, le=60)
     # auto: prove the credentials by a challenged OPTIONS, else a REGISTER if the provider
     # offers registration; required: the provider expects REGISTER; never: do not send one.
     registration: Literal["auto", "required", "never"] = "auto"
-    allow_private_registrar: bool = False
-    max_loss_pct: float = Field(default=1.0, ge=0, le=100)
-    max_jitter_ms: float = Field(default=30.0, ge=0)
-    min_mos: float = Field(default=3.6, ge=1, le=4.5)
-    ca_file: Path | None = None
-    nameserver: str | None = None
-    source_ip: str | None = None
     realm: str | None = None  # the SIP domain of the account, when it is not the gateway
-
-    _source = field_validator("source_ip")(CheckSettings._source.__func__)
 
 
 class TrunkSite(_Model):

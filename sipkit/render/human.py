@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..net.addresses import hostport
 from ..redact import Redactor
-from ..report import CheckResult, Report
+from ..report import CheckResult, Report, target_line
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
 MARK = {"pass": "✔", "warn": "!", "fail": "✖", "skip": "-", "error": "?"}
@@ -66,13 +66,7 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     buf = StringIO()
     console = Console(file=buf, force_terminal=color, no_color=color is False,
                       width=width or 110, highlight=False, soft_wrap=False)
-    t = report.target
-    if "capture" in t:
-        head = f"sipkit {report.sipkit_version} · analyze {t['capture']}"
-    else:
-        head = (f"sipkit {report.sipkit_version} · {str(t.get('connection_type', '')).upper()} "
-                f"{hostport(str(t.get('registrar_server')), t.get('port'))} · extension "
-                f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}")
+    head = f"sipkit {report.sipkit_version} · {target_line(report.target)}"
     console.print(Text(head, style="bold"))
     if report.pbx:  # the fingerprint (sipkit.pbx), one line
         console.print(Text(f"PBX: {report.pbx.get('label')} (confidence "
