@@ -200,8 +200,9 @@ class BrandLab:
         self.comp = Component(name="brands", pid=proc.pid, argv=argv, log=str(log), endpoint="")
         # readiness on an address that never bans (a forbid one): the ban counters stay clean
         probe = self.address("unknown", "forbid")
-        if not wait_sip(probe, 5060, timeout, alive=self.comp.alive):
-            died = not self.comp.alive()
+        # our own child: poll() is exact (/proc/PID/cmdline reads empty right after exec)
+        if not wait_sip(probe, 5060, timeout, alive=lambda: proc.poll() is None):
+            died = proc.poll() is not None
             self.stop()
             raise LabError(f"the brand lab {'exited at start' if died else 'did not answer'}; "
                            "last log lines:\n" + _tail(str(log), 25))
