@@ -138,7 +138,7 @@ async def run_checks(site: AnySite, options: RunOptions, only: Iterable[str] = (
     # The one post-pass: the PBX's brand, brand-specific causes/fixes, the ban verdict.
     from ..pbx.apply import apply as know_the_pbx
 
-    know_the_pbx(report, site, facts)
+    await know_the_pbx(report, site, facts, options)
     return report.finish((time.monotonic() - started) * 1000)
 
 

@@ -5,7 +5,12 @@ captures cited in sipkit/pbx/fingerprint.py), on two addresses of the session's 
 
     forbid  answers OPTIONS 200, challenges REGISTER, answers any authenticated REGISTER 403
     ban     the same, but drops everything from a source after BAN_AFTER requests (htable)
-    refuse  (the unknown product only) answers 403 to everything after REFUSE_AFTER requests
+and, for some variants (EXTRA_MODES), one more address each:
+
+    refuse     answers 403 to everything after REFUSE_AFTER requests
+    regsilent  answers OPTIONS, never REGISTER (a REGISTER-only policy, not a ban)
+    reauth     answers an authenticated REGISTER with a fresh 401 (chan_pjsip's wrong password)
+    notfound   answers REGISTER 404 (CUCM: no device for this digest user)
 
 plus an unknown product (generic wording) and a plain silent address (drops everything from
 the first packet: not a ban). Nothing here authenticates: the variants exist to make every
@@ -106,6 +111,9 @@ VARIANTS: tuple[Variant, ...] = (
             _www(f'realm="sip.example", nonce="{_MD5}"')),
     Variant("opensips", ("Server: OpenSIPS (3.4.2 (x86_64/linux))",),
             _www(f'realm="sip.example", nonce="{_MD5}"')),
+    Variant("yeastar-s", ("User-Agent: Yeastar S50-30.21.0.16",),
+            _www(f'algorithm=MD5, realm="asterisk", nonce="{NONCE_CHAN_SIP}"'),
+            product="S-Series", expect="yeastar"),
     # no banner, chan_pjsip's challenge and lists: recognised by style alone
     Variant("asterisk-nobanner", (f"Allow: {ALLOW_PJSIP}",
                                   "Supported: 100rel, timer, replaces, norefersub"),
@@ -115,6 +123,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("unknown", ("Server: AcmeSwitch 2.0",),
             _www(f'realm="acme", nonce="{_MD5}", algorithm=MD5'), expect=None),
 )
+
+
+MODES = ("forbid", "ban")
+EXTRA_MODES = (("unknown", "refuse"), ("freepbx", "regsilent"), ("asterisk-nobanner", "reauth"),
+               ("cucm", "notfound"))
 
 
 def _escape(text: str) -> str:
@@ -130,17 +143,27 @@ def _route(v: Variant, ip: str, mode: str) -> str:
                   '\t\t\tsl_send_reply("403", "Forbidden");', "\t\t\texit;", "\t\t}"]
     for h in v.headers:
         lines.append(f'\t\tappend_to_reply("{_escape(h)}\\r\\n");')
-    lines += [
-        '\t\tif (is_method("OPTIONS")) {', '\t\t\tsl_send_reply("200", "OK");', "\t\t\texit;",
-        "\t\t}",
-        '\t\tif (is_method("REGISTER")) {',
-        '\t\t\tif (!is_present_hf("Authorization") && !is_present_hf("Proxy-Authorization")) {',
-        f'\t\t\t\tappend_to_reply("{_escape(v.challenge)}\\r\\n");',
-        f'\t\t\t\tsl_send_reply("{v.challenge_status}", "'
-        f'{"Unauthorized" if v.challenge_status == 401 else "Proxy Authentication Required"}");',
-        "\t\t\t\texit;", "\t\t\t}",
-        f'\t\t\tsl_send_reply("403", "{_escape(v.forbidden_reason)}");', "\t\t\texit;", "\t\t}",
-        '\t\tsl_send_reply("405", "Method Not Allowed");', "\t\texit;", "\t}"]
+    challenge_reason = ("Unauthorized" if v.challenge_status == 401 else
+                        "Proxy Authentication Required")
+    challenge = [f'\t\t\t\tappend_to_reply("{_escape(v.challenge)}\\r\\n");',
+                 f'\t\t\t\tsl_send_reply("{v.challenge_status}", "{challenge_reason}");',
+                 "\t\t\t\texit;"]
+    if mode == "reauth":  # a wrong password, chan_pjsip style: a fresh challenge
+        authenticated = [line[1:] for line in challenge]
+    else:
+        authenticated = [f'\t\t\tsl_send_reply("403", "{_escape(v.forbidden_reason)}");',
+                         "\t\t\texit;"]
+    lines += ['\t\tif (is_method("OPTIONS")) {', '\t\t\tsl_send_reply("200", "OK");',
+              "\t\t\texit;", "\t\t}"]
+    if mode == "regsilent":
+        lines += ['\t\tif (is_method("REGISTER")) {', "\t\t\texit;", "\t\t}"]
+    elif mode == "notfound":
+        lines += ['\t\tif (is_method("REGISTER")) {', '\t\t\tsl_send_reply("404", "Not Found");',
+                  "\t\t\texit;", "\t\t}"]
+    lines += ['\t\tif (is_method("REGISTER")) {',
+              '\t\t\tif (!is_present_hf("Authorization") && !is_present_hf("Proxy-Authorization")) {',
+              *challenge, "\t\t\t}", *authenticated, "\t\t}",
+              '\t\tsl_send_reply("405", "Method Not Allowed");', "\t\texit;", "\t}"]
     return "\n".join(lines)
 
 
@@ -163,11 +186,9 @@ class BrandLab:
     def plan(self) -> dict[tuple[str, str], str]:
         host = FIRST_HOST
         plan: dict[tuple[str, str], str] = {("silent", "silent"): self.ip(host)}
-        for v in VARIANTS:
-            for mode in ("forbid", "ban"):
-                host += 1
-                plan[(v.key, mode)] = self.ip(host)
-        plan[("unknown", "refuse")] = self.ip(host + 1)
+        for key, mode in [(v.key, m) for v in VARIANTS for m in MODES] + list(EXTRA_MODES):
+            host += 1
+            plan[(key, mode)] = self.ip(host)
         return plan
 
     def config(self) -> str:

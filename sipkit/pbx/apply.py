@@ -75,12 +75,19 @@ def _specific(result: CheckResult, entry: Entry, values: dict, fp: Fingerprint) 
                                      "hint": fix, "details": details})
 
 
-def apply(report: Report, site, facts) -> Report:
+async def apply(report: Report, site, facts, options=None) -> Report:
     """Fill in report.pbx, brand-specific causes and fixes, and the ban verdict."""
     pbx_ips = {t.ip for t in (facts.targets or [])}
     log = _pbx_log(facts.requests, pbx_ips)
     fp = fingerprint(log)
     finding = ban_mod.detect(log)
+    if finding is not None and finding.mode == "silent" and options is not None:
+        from .confirm import still_silent
+
+        confirmed = await still_silent(finding, facts.requests, options.timeout, options.t1)
+        log = _pbx_log(facts.requests, pbx_ips)  # the confirmation counts as a request
+        if confirmed is False:  # the address still gets answers: not a ban
+            finding = None
     values = _values(site, fp, finding, log, facts)
     sent = log.count()
     if fp is not None:

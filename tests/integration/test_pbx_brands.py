@@ -12,7 +12,7 @@ import pytest
 
 from sipkit.checks.base import Facts, RunOptions
 from sipkit.checks.runner import run_checks
-from sipkit.lab.brands import BAN_AFTER, VARIANTS, BrandLab
+from sipkit.lab.brands import BAN_AFTER, EXTRA_MODES, MODES, VARIANTS, BrandLab
 from sipkit.pbx.knowledge import lookup
 from sipkit.pbx.pacing import CHECK_REQUEST_BUDGET
 from sipkit.settings import load_site
@@ -98,11 +98,53 @@ def test_ban_verdict_is_brand_specific(brands, variant):
         assert reg.details["pbx_knowledge"]["symptom"] == "ban"
 
 
-def test_every_brand_in_the_knowledge_base_has_a_variant():
+SYMPTOM_MODE = {"register_forbidden": "forbid", "ban": "ban", "register_silent": "regsilent",
+                "auth_rejected": "reauth", "register_not_found": "notfound"}
+
+
+def _lab_path(entry):
+    """The (variant, mode) of the brand lab that produces this entry's brand and symptom."""
+    mode = SYMPTOM_MODE[entry.symptom]
+    for v in KNOWN:
+        if v.expected_brand == entry.brand and (entry.product is None or v.product == entry.product) \
+                and (mode in MODES or (v.key, mode) in EXTRA_MODES):
+            return v, mode
+    return None
+
+
+def _entries():
     from sipkit.pbx.knowledge import load
 
-    entries, _ = load()
-    assert {e.brand for e in entries} <= {v.expected_brand for v in KNOWN}
+    return load()[0]
+
+
+def test_every_knowledge_base_entry_has_a_lab_path():
+    missing = [(e.brand, e.product, e.symptom) for e in _entries() if _lab_path(e) is None]
+    assert not missing, f"knowledge-base entries no lab variant exercises: {missing}"
+
+
+@pytest.mark.parametrize("entry", _entries(),
+                         ids=lambda e: f"{e.brand}-{e.product or 'all'}-{e.symptom}")
+def test_every_knowledge_base_path_runs(brands, entry):
+    variant, mode = _lab_path(entry)
+    report, facts = run(brands, variant.key, mode)
+    assert report.pbx["brand"] == entry.brand, report.pbx
+    target = report.get(BAN_ID) if entry.symptom == "ban" else report.get("register")
+    assert target is not None and target.status == "fail", [c.summary for c in report.checks]
+    know = target.details.get("pbx_knowledge")
+    assert know is not None, target
+    assert (know["brand"], know["product"], know["symptom"]) == (entry.brand, entry.product,
+                                                                  entry.symptom)
+    assert know["source"]["title"] == entry.source_title
+    ban = report.get(BAN_ID)
+    values = {"ext": "100", "auth_user": "100", "connector": "198.51.100.7",
+              "source": facts.requests.sent[0].local,
+              "after": ban.details["after_requests"] if ban else None}
+    cause, fix = entry.filled(values)
+    assert target.hint == fix and cause in target.summary
+    assert "{" not in target.hint, target.hint  # every placeholder filled
+    # a REGISTER-only silence is not a ban: the confirming OPTIONS was answered
+    assert (ban is None) == (entry.symptom != "ban")
 
 
 def test_unknown_pbx_keeps_generic_wording(brands):
