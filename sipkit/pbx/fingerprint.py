@@ -11,8 +11,11 @@ Signals, strongest first:
 
 Each rule has a weight; a brand's score is 1 - Π(1 - w) over its matched rules, so independent
 signals add up and one strong signal is enough. The banner decides the version. Observed values
-come from public captures and tools (cited beside each rule), not from guesses: a product with
-no known signal other than its banner is only recognised by its banner.
+come from public captures and tools (cited beside each rule); the few banners assumed from a
+product's naming, with no capture found, are marked so. A product with no known signal other
+than its banner is only recognised by its banner. Reason phrases and header order/casing are
+recorded (``reasons``, ``header_order``) but not scored: no sourced per-product rule exists
+for them yet.
 
 A Kamailio / OpenSIPS banner with another product's challenge style is a front end: the
 fingerprint names the product behind it and the proxy as ``front_end``.
@@ -148,6 +151,9 @@ class Fingerprint:
     front_end: str | None = None  # kamailio / opensips seen in front of the PBX
     evidence: list[str] = field(default_factory=list)
     alternatives: list[dict[str, Any]] = field(default_factory=list)
+    # the first answer's header names as spelt, in order: recorded for support, not scored
+    # (no sourced per-product rule for order or casing yet)
+    header_order: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -165,7 +171,8 @@ class Fingerprint:
         return {"brand": self.brand, "name": self.name, "product": self.product,
                 "version": self.version, "front_end": self.front_end,
                 "confidence": round(self.confidence, 2), "label": self.label,
-                "evidence": list(self.evidence), "alternatives": list(self.alternatives)}
+                "evidence": list(self.evidence), "alternatives": list(self.alternatives),
+                "header_order": list(self.header_order)}
 
 
 # -- observation ------------------------------------------------------------------------
@@ -348,7 +355,8 @@ def identify(obs: Observation) -> Fingerprint | None:
     return Fingerprint(
         brand=brand, name=BRANDS[brand], confidence=round(best.value, 2), product=best.product,
         version=best.version, front_end=front_end, evidence=evidence,
-        alternatives=[{"brand": b, "confidence": round(s.value, 2)} for b, s in ranked[1:4]])
+        alternatives=[{"brand": b, "confidence": round(s.value, 2)} for b, s in ranked[1:4]],
+        header_order=list(obs.header_names))
 
 
 def fingerprint(log: RequestLog, remote: str | None = None) -> Fingerprint | None:

@@ -181,3 +181,33 @@ def test_gui_steps_name_the_menu_path_from_the_source(brand):
              "freeswitch": "ignoreip", "freepbx": "Connectivity > Firewall > Networks"}[brand]
     assert words in joined and " > " in joined
     assert p["ports_to_forward"] and "198.51.100.7" in p["trust"][0]
+
+
+def _wire(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode()
+
+
+def test_request_log_folds_retransmissions_and_keeps_the_answer_as_sent():
+    req = _wire("REGISTER sip:pbx.example SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKa1"
+                ";rport\nFrom: <sip:100@pbx.example>;tag=1\nTo: <sip:100@pbx.example>\n"
+                "Call-ID: c1\nCSeq: 2 REGISTER\nauthorization: Digest username=\"100\", "
+                "response=\"0123456789abcdef0123456789abcdef\"\nContent-Length: 0\n\n")
+    resp = _wire("SIP/2.0 403 Forbidden\nvia: SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKa1\n"
+                 "From: <sip:100@pbx.example>;tag=1\nTo: <sip:100@pbx.example>;tag=x\n"
+                 "Call-ID: c1\nCSeq: 2 REGISTER\nSERVER: 3CXPhoneSystem 18.0\nContent-Length: 0\n\n")
+    log = RequestLog()
+    local, remote = ("10.0.0.2", 5062), ("192.0.2.9", 5060)
+    log.tap("out", req, local, remote, "udp", 1.0)
+    log.tap("out", req, local, remote, "udp", 1.5)  # a retransmission
+    log.tap("in", resp, local, remote, "udp", 1.6)
+    log.tap("in", b"\r\n\r\n", local, remote, "udp", 1.7)  # a keep-alive: ignored
+    (sent,) = log.sent
+    assert sent.sends == 2 and sent.authenticated and sent.method == "REGISTER"
+    assert sent.answer.status == 403 and sent.answer.reason == "Forbidden"
+    # header names keep the PBX's own casing and order
+    assert [n for n, _ in sent.answer.headers][:1] == ["via"]
+    assert ("SERVER", "3CXPhoneSystem 18.0") in sent.answer.headers
+    assert "0123456789abcdef" not in repr(log)  # request bytes (a digest response) never kept
+    from sipkit.pbx.fingerprint import fingerprint
+
+    assert fingerprint(log).brand == "3cx"
