@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import time
 from contextlib import asynccontextmanager
 
 from .. import __version__
@@ -64,10 +65,15 @@ async def open_target(ctx: CheckContext, target: Target, *, transport: str | Non
     """Connect to ``target`` (over ``transport`` if given) and close afterwards."""
     proto = transport or target.transport
     sslctx = ssl_context(ctx, verify) if proto == "tls" else None
-    conn: SipConnection = await connect(
-        target.ip, target.port, proto, local_ip=ctx.options.source_ip, ssl_context=sslctx,
-        server_hostname=target.host if sslctx is not None else None,
-        timeout=ctx.options.timeout, tap=tap_for(ctx, evidence=record))
+    try:
+        conn: SipConnection = await connect(
+            target.ip, target.port, proto, local_ip=ctx.options.source_ip, ssl_context=sslctx,
+            server_hostname=target.host if sslctx is not None else None,
+            timeout=ctx.options.timeout, tap=tap_for(ctx, evidence=record))
+    except (TimeoutError, ConnectionRefusedError):  # the run's request log: a ban drops SYNs
+        ctx.facts.requests.connect_failed(ctx.options.source_ip, target.ip, target.port, proto,
+                                          time.time())
+        raise
     try:
         yield conn
     finally:

@@ -45,11 +45,16 @@ def _ordinal(n: int) -> str:
 
 
 def detect(log: RequestLog) -> BanFinding | None:
-    by_peer: dict[tuple[str, str], list[Sent]] = {}
+    """Per PBX address (one run has one source address; a failed connect may not know it)."""
+    by_peer: dict[str, list[Sent]] = {}
     for s in log.sent:
-        by_peer.setdefault((s.local, s.remote), []).append(s)
-    findings = [f for (local, remote), seq in by_peer.items()
-                if (f := _one(local, remote, sorted(seq, key=lambda s: s.at))) is not None]
+        by_peer.setdefault(s.remote, []).append(s)
+    findings = []
+    for remote, seq in by_peer.items():
+        local = next((s.local for s in seq if s.local), "")
+        f = _one(local, remote, sorted(seq, key=lambda s: s.at))
+        if f is not None:
+            findings.append(f)
     return min(findings, key=lambda f: f.first.at) if findings else None
 
 

@@ -107,6 +107,14 @@ class RequestLog:
         entry.answer = Answer(status=resp.status, reason=resp.reason or "",
                               headers=raw_headers(data), at=ts)
 
+    def connect_failed(self, local_ip: str | None, remote: str, port: int, transport: str,
+                       ts: float) -> None:
+        """A TCP/TLS connection that timed out or was refused: to a ban detector, a request
+        the PBX did not answer (a banned source's SYN is dropped or reset)."""
+        self.sent.append(Sent(at=ts, local=local_ip or "", remote=remote, remote_port=port,
+                              transport=transport, method="(connect)", call_id="", cseq=0,
+                              authenticated=False, size=0))
+
     # -- views --------------------------------------------------------------------------
     def answers(self) -> list[tuple[Sent, Answer]]:
         return [(s, s.answer) for s in self.sent if s.answer is not None]

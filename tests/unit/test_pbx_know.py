@@ -211,3 +211,15 @@ def test_request_log_folds_retransmissions_and_keeps_the_answer_as_sent():
     from sipkit.pbx.fingerprint import fingerprint
 
     assert fingerprint(log).brand == "3cx"
+
+
+def test_a_failed_connect_after_answers_is_a_ban():
+    """TLS: a banned source's SYN is dropped, so the failure is the connect itself."""
+    log = RequestLog(sent=[_sent(1, 200), _sent(2, 401, "REGISTER")])
+    log.connect_failed(None, "192.0.2.1", 5061, "tls", 3.0)
+    f = detect(log)
+    assert f is not None and f.first.method == "(connect)" and f.after == 2
+    assert f.local == "198.51.100.2"  # from the requests that knew it
+    only_failures = RequestLog()
+    only_failures.connect_failed(None, "192.0.2.1", 5061, "tls", 1.0)
+    assert detect(only_failures) is None  # a closed TLS port from the start is no ban
