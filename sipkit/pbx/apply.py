@@ -67,6 +67,8 @@ def _values(site, fp: Fingerprint | None, finding, log: RequestLog, facts) -> di
 
 def _specific(result: CheckResult, entry: Entry, values: dict, fp: Fingerprint) -> CheckResult:
     cause, fix = entry.filled(values)
+    if entry.symptom == "ban":  # the ban verdict tells the story once; this check points at it
+        cause = "this address was probably banned (see the ban verdict)"
     details = dict(result.details)
     details["pbx_knowledge"] = {"brand": entry.brand, "product": entry.product,
                                 "symptom": entry.symptom, "source": entry.source,
@@ -88,6 +90,8 @@ async def apply(report: Report, site, facts, options=None) -> Report:
         log = _pbx_log(facts.requests, pbx_ips)  # the confirmation counts as a request
         if confirmed is False:  # the address still gets answers: not a ban
             finding = None
+        elif finding is not None:
+            finding.confirmed = confirmed
     values = _values(site, fp, finding, log, facts)
     sent = log.count()
     if fp is not None:
@@ -114,6 +118,8 @@ async def apply(report: Report, site, facts, options=None) -> Report:
 def _ban_result(finding, fp: Fingerprint | None, values: dict) -> CheckResult:
     summary = (f"this address ({finding.local}) was probably banned by the PBX's intrusion "
                f"protection after {finding.after} requests: {finding.describe()}")
+    if finding.confirmed:
+        summary += "; a fresh OPTIONS got no answer either"
     entry = lookup(fp.brand, "ban", fp.product) if fp else None
     if entry is None and fp is not None and fp.front_end:
         entry = lookup(fp.front_end, "ban")
@@ -122,6 +128,7 @@ def _ban_result(finding, fp: Fingerprint | None, values: dict) -> CheckResult:
         "mode": finding.mode, "first_dropped": f"{finding.first.method} "
         f"(CSeq {finding.first.cseq})", "affected_requests": finding.unanswered,
         "seconds_into_run": round(finding.seconds, 2),
+        "confirmed_by_options": finding.confirmed,
         "sipkit_request_budget": CHECK_REQUEST_BUDGET}
     if entry is not None:
         cause, fix = entry.filled(values)

@@ -29,13 +29,13 @@ class BanFinding:
     first: Sent  # the first request that was dropped or refused
     unanswered: int  # requests after that point
     seconds: float  # from our first request to the first dropped one
+    confirmed: bool | None = None  # a later OPTIONS went unanswered too (sipkit.pbx.confirm)
 
     def describe(self) -> str:
         what = ("stopped answering" if self.mode == "silent" else
                 f"started refusing ({self.first.answer.status} {self.first.answer.reason})"
                 if self.first.answer else "started refusing")
-        return (f"{self.remote} answered {self.after} request(s) from {self.local}, then "
-                f"{what} from the {_ordinal(self.after + 1)} on ({self.first.method}, "
+        return (f"{self.remote} {what} at the {_ordinal(self.after + 1)} ({self.first.method}, "
                 f"{self.seconds:.1f} s into the run; {self.unanswered} request(s) affected)")
 
 

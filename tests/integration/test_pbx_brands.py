@@ -84,6 +84,8 @@ def test_ban_verdict_is_brand_specific(brands, variant):
     assert ban is not None and ban.status == "fail", [c.summary for c in report.checks]
     assert f"banned by the PBX's intrusion protection after {BAN_AFTER} requests" in ban.summary
     assert ban.details["after_requests"] == BAN_AFTER and ban.details["mode"] == "silent"
+    assert ban.details["confirmed_by_options"] is True  # one OPTIONS more, unanswered too
+    assert "see the ban verdict" in report.get("register").summary
     # the register check's own verdict stays a fail; only its cause and fix get specific
     reg = report.get("register")
     assert reg.status == "fail"
