@@ -21,6 +21,8 @@ YEASTAR_WINDOW_S = 60.0
 
 PROBE_MAX_PACKETS_PER_MINUTE = 30  # a third of 90/60 s
 PROBE_MIN_INTERVAL_S = 60.0 / PROBE_MAX_PACKETS_PER_MINUTE  # 2 s between packets at most
+# for `sipkit probe run --per-target-rate` (probes/s to one target): 0.5, i.e. 30 per minute
+RECOMMENDED_PER_TARGET_RATE = PROBE_MAX_PACKETS_PER_MINUTE / 60.0
 BURST_PACKETS = 10
 BURST_WINDOW_S = 2.0
 

@@ -223,3 +223,13 @@ def test_a_failed_connect_after_answers_is_a_ban():
     only_failures = RequestLog()
     only_failures.connect_failed(None, "192.0.2.1", 5061, "tls", 1.0)
     assert detect(only_failures) is None  # a closed TLS port from the start is no ban
+
+
+def test_pacing_is_below_the_strictest_documented_threshold():
+    from sipkit.pbx import pacing
+
+    per_minute = pacing.RECOMMENDED_PER_TARGET_RATE * 60
+    assert per_minute < pacing.YEASTAR_PACKETS * 60 / pacing.YEASTAR_WINDOW_S
+    assert pacing.BURST_PACKETS < 40  # MyPBX: 40 packets in 2 s
+    assert pacing.within_budget(pacing.CHECK_REQUEST_BUDGET, 60)
+    assert not pacing.within_budget(91, 60)
