@@ -314,7 +314,7 @@ class TrunkSite(_Model):
         if self.api == "mihu_byo" and not self.agent_uuid:
             raise ValueError("agent_uuid is required for api mihu_byo")
         if (self.username is None) != (self.password is None):
-            raise ValueError("set both username and password, or neither")
+            raise ValueError("username and password: set both, or neither")
         host, port = split_hostport(self.gateway, 0)
         if port and self.port and port != self.port:
             raise ValueError(f"gateway says port {port} but port is {self.port}")
@@ -423,8 +423,10 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
         top = loc[0] if loc else "auth_username"
         kind, msg = e["type"], e["msg"].removeprefix("Value error, ")
         fix = _FIXES.get(top, "see README 'Site file'")
-        if not loc:  # a model-level rule: the auth_ pair
-            field = "auth_username/auth_password"
+        if not loc:  # a model-level rule: its message names the field first
+            first = (msg.split() or [""])[0]
+            field = first if first in _FIXES else "auth_username/auth_password"
+            fix = _FIXES.get(first, fix)
         elif kind == "missing":
             msg = "is required and missing"
         elif kind == "extra_forbidden":
