@@ -63,6 +63,7 @@ class Variant:
     forbidden_reason: str = "Forbidden"
     product: str | None = None  # the product line the fingerprint must find
     expect: str | None = ""  # expected brand ("" = key; None = unknown)
+    front_end: str | None = None  # the proxy the fingerprint must find in front
 
     @property
     def expected_brand(self) -> str | None:
@@ -114,6 +115,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("yeastar-s", ("User-Agent: Yeastar S50-30.21.0.16",),
             _www(f'algorithm=MD5, realm="asterisk", nonce="{NONCE_CHAN_SIP}"'),
             product="S-Series", expect="yeastar"),
+    # a Kamailio front end relaying a 3CX's challenge: 3CX, behind Kamailio
+    Variant("3cx-behind-kamailio", ("Server: kamailio (5.6.3 (x86_64/linux))",),
+            f'Proxy-Authenticate: Digest nonce="{NONCE_3CX}",algorithm=MD5,realm="3CXPhoneSystem"',
+            challenge_status=407, expect="3cx", front_end="kamailio"),
     # no banner, chan_pjsip's challenge and lists: recognised by style alone
     Variant("asterisk-nobanner", (f"Allow: {ALLOW_PJSIP}",
                                   "Supported: 100rel, timer, replaces, norefersub"),

@@ -56,6 +56,7 @@ def test_fingerprint_and_forbidden(brands, variant):
     if variant.product:
         assert report.pbx["product"] == variant.product, report.pbx
     assert report.pbx["evidence"]
+    assert report.pbx["front_end"] == variant.front_end, report.pbx
     reg = report.get("register")
     assert reg.status == "fail" and reg.details["final_status"] == 403, reg
     entry = lookup(variant.expected_brand, "register_forbidden", variant.product)
