@@ -84,8 +84,8 @@ def plan(site, brand: str, connector_ip: str | None = None) -> dict[str, Any]:
             "pjsip_conf": pjsip(site, connector_ip) if brand in PJSIP_BRANDS else None,
             "steps": steps, "source": cfg.get("source"), "ports_to_forward": ports,
             "trust": [f"{v['connector']} (the SIP connector server: signalling and media)"],
-            "notes": [] if v["connector_ip"] else [
-                "connector_server is auto: give --connector-ip (sipkit server show prints it)"]}
+            "notes": [n.format(**v) for n in cfg.get("notes", [])] + ([] if v["connector_ip"] else [
+                "connector_server is auto: give --connector-ip (sipkit server show prints it)"])}
 
 
 def render_text(p: dict[str, Any]) -> str:

@@ -171,14 +171,16 @@ def test_gui_steps_name_the_menu_path_from_the_source(brand):
     site = load_site(None, dict(SITE))
     p = plan(site, brand)
     assert p["steps"] and p["source"]["title"]
-    for step in p["steps"]:
+    for step in p["steps"] + p["notes"]:
         assert "{" not in step, step  # every placeholder filled
+    for step in p["steps"]:
+        assert " > " in step, step  # every step names its menu path
     # each brand's menu words come from its source, e.g. Yeastar's "Allow Remote Registration"
     joined = " ".join(p["steps"])
     words = {"3cx": "Disallow registrations from outside", "yeastar": "Allow Remote Registration",
              "grandstream": "Strategy", "cucm": "Enable Digest Authentication",
              "avaya": "3rd Party IP Endpoints", "mitel": "Generic SIP Phone",
-             "freeswitch": "ignoreip", "freepbx": "Connectivity > Firewall > Networks"}[brand]
+             "freeswitch": "Accounts > Extensions", "freepbx": "Connectivity > Firewall > Networks"}[brand]
     assert words in joined and " > " in joined
     assert p["ports_to_forward"] and "198.51.100.7" in p["trust"][0]
 
