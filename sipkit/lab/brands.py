@@ -22,15 +22,15 @@ hosts other tests use.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from ..errors import LabError
-from .manager import Component, _reap, _signal_group, _tail, wait_sip
+from .manager import Component, _signal_group, _tail, wait_sip
 
 FIRST_HOST = 100
 BAN_AFTER = 6  # transport's 5 OPTIONS and the first REGISTER pass; the authenticated one drops
@@ -135,6 +135,14 @@ EXTRA_MODES = (("unknown", "refuse"), ("freepbx", "regsilent"), ("asterisk-noban
                ("cucm", "notfound"))
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -179,6 +187,7 @@ class BrandLab:
     directory: Path
     prefix: str
     comp: Component | None = None
+    proc: subprocess.Popen | None = None
     addresses: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def ip(self, host: int) -> str:
@@ -223,6 +232,7 @@ class BrandLab:
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
                                     cwd=self.directory, start_new_session=True)
+        self.proc = proc
         self.comp = Component(name="brands", pid=proc.pid, argv=argv, log=str(log), endpoint="")
         # readiness on an address that never bans (a forbid one): the ban counters stay clean
         probe = self.address("unknown", "forbid")
@@ -235,19 +245,22 @@ class BrandLab:
         return self
 
     def stop(self, timeout: float = 6.0) -> None:
-        comp = self.comp
-        if comp is None:
+        """TERM the process group we started, KILL it after ``timeout``; our own child, so
+        poll() is exact (no /proc guessing)."""
+        proc = self.proc
+        if proc is None:
             return
-        if comp.alive():
-            _signal_group(comp.pid, 15)
-        deadline = time.monotonic() + timeout
-        while comp.alive() and time.monotonic() < deadline:
-            _reap(comp.pid)
-            time.sleep(0.05)
-        if comp.alive():
-            _signal_group(comp.pid, 9)
-        _reap(comp.pid)
-        self.comp = None
+        if proc.poll() is None:
+            _signal_group(proc.pid, 15)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, 9)
+                proc.wait(5)
+        # children of the group may outlive the main process by a moment
+        if _group_alive(proc.pid):
+            _signal_group(proc.pid, 9)
+        self.proc = self.comp = None
 
     def log_text(self) -> str:
         return (self.directory / "brands.log").read_text(errors="replace")

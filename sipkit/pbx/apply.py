@@ -136,5 +136,5 @@ def _ban_result(finding, fp: Fingerprint | None, values: dict) -> CheckResult:
         details["pbx_knowledge"] = {"brand": entry.brand, "product": entry.product,
                                     "symptom": "ban", "source": entry.source}
     else:
-        fix = GENERIC_BAN_FIX.format(**{"connector": values["connector"]})
+        fix = GENERIC_BAN_FIX.format(connector=values["connector"])
     return CheckResult(id=BAN_ID, status="fail", summary=summary, hint=fix, details=details)

@@ -52,7 +52,7 @@ def pjsip(site, connector_ip: str | None = None) -> str:
              f"external_signaling_address={v['allowed_ip']}",
              "; add local_net=<your LAN>/<mask> lines for the PBX's own networks",
              "", f"[{ext}]", "type=auth", "auth_type=userpass", f"username={v['auth_user']}",
-             f"; password: the site file's pbx_password (sipkit never prints it)",
+             "; password: the site file's pbx_password (sipkit never prints it)",
              f"password={PASSWORD_PLACEHOLDER}",
              "", f"[{ext}]", "type=aor", "max_contacts=1", "remove_existing=yes",
              "minimum_expiration=60", "qualify_frequency=60",
@@ -89,8 +89,9 @@ def plan(site, brand: str, connector_ip: str | None = None) -> dict[str, Any]:
 
 
 def render_text(p: dict[str, Any]) -> str:
-    out = [f"PBX configuration for {p['name']}: extension {p['extension']} "
-           f"(digest user {p['digest_user']})", ""]
+    head = (f"PBX configuration for {p['name']}: extension {p['extension']} "
+            f"(digest user {p['digest_user']})")
+    out = [head, ""]
     if p["pjsip_conf"]:
         out += ["pjsip.conf:", "", p["pjsip_conf"]]
     if p["steps"]:

@@ -328,9 +328,7 @@ def _merge_asterisk_family(scores: dict[str, _Score]) -> None:
             s = scores[brand]
             s.weights.extend(generic.weights)
             s.evidence.extend(generic.evidence)
-            if s.product is None and brand == "freepbx":
-                s.product = generic.product
-            elif brand == "freepbx" and generic.product:
+            if brand == "freepbx" and generic.product:  # FreePBX's line is its channel driver
                 s.product = generic.product
             del scores["asterisk"]
             return

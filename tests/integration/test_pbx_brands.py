@@ -80,7 +80,7 @@ BAN_ID = "ban"
 
 @pytest.mark.parametrize("variant", KNOWN, ids=lambda v: v.key)
 def test_ban_verdict_is_brand_specific(brands, variant):
-    report, facts = run(brands, variant.key, "ban")
+    report, _ = run(brands, variant.key, "ban")
     ban = report.get(BAN_ID)
     assert ban is not None and ban.status == "fail", [c.summary for c in report.checks]
     assert f"banned by the PBX's intrusion protection after {BAN_AFTER} requests" in ban.summary
