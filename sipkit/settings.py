@@ -89,8 +89,29 @@ class Normalizer(_Model):
         return v
 
 
+class NatBinding(_Model):
+    """The opt-in NAT binding test (check nat_binding): idle times to try, and its budget."""
+
+    idle_s: list[float] = [15, 30, 60, 120, 240]
+    budget_s: float = Field(default=300, gt=0, le=3600)
+    keepalive_s: float = Field(default=30, gt=0)  # the connector's keep-alive interval
+
+    @field_validator("idle_s")
+    @classmethod
+    def _growing(cls, v: list[float]) -> list[float]:
+        if not v or len(v) > 10 or any(x <= 0 for x in v) or v != sorted(v):
+            raise ValueError("must be 1 to 10 growing idle times in seconds, e.g. [15, 30, 60]")
+        return v
+
+
 class _CommonCheck(_Model):
     """The ``check:`` options every target kind has; sipkit-only, never sent to an API."""
+
+    # The outside view (README "The outside view"): a sipkit reflector on the internet.
+    reflector: str | None = None  # its API, e.g. https://reflector.example.net:8443
+    reflector_token_file: Path | None = None  # else SIPKIT_REFLECTOR_TOKEN_FILE / _TOKEN
+    reflector_ca_file: Path | None = None  # the CA of its HTTPS certificate, if private
+    nat_binding: NatBinding | None = None  # opt-in (`nat_binding: {}` for the defaults)
 
     outbound_test_number: str | None = None
     call_seconds: float = Field(default=4.0, gt=0, le=60)
@@ -104,6 +125,13 @@ class _CommonCheck(_Model):
     ca_file: Path | None = None
     nameserver: str | None = None
     source_ip: str | None = None
+
+    @field_validator("reflector")
+    @classmethod
+    def _reflector(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https://[^\s/]+(/\S*)?$", v):
+            raise ValueError("must be the reflector's https:// URL")
+        return v
 
     @field_validator("source_ip")
     @classmethod
