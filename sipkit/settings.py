@@ -515,14 +515,18 @@ def load_site(
     data = _expand(data, "", problems, env)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    # An override replaces a field whose ${VAR} was unset; the others are reported together
+    # with every validation problem, so one unset variable does not hide the rest.
+    problems = [p for p in problems if p.field not in (overrides or {})]
+    try:
+        site: AnySite = (TrunkSite if data.get("kind") == "sip_trunk" else Site) \
+            .model_validate(data)
+    except ValidationError as err:
+        unset = {p.field for p in problems}
+        problems += [p for p in _problems_from(err) if p.field not in unset]
     if problems:
         raise SettingsError(source, problems)
-    try:
-        if data.get("kind") == "sip_trunk":
-            return TrunkSite.model_validate(data)
-        return Site.model_validate(data)
-    except ValidationError as err:
-        raise SettingsError(source, _problems_from(err)) from None
+    return site
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
