@@ -40,6 +40,8 @@ PUMP_MS = 10
 NO_IPV6 = ("IPv6 test calls are not possible with this media engine: the pjsua2-python wheel is "
            "built without IPv6 media support")
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
+DTMF_AT_S = 0.3  # after the answer: the far end's media is up by then
+HOLD_WAIT_S = 3.0  # for a hold or resume re-INVITE to complete
 
 
 def _emit(result: dict) -> None:
@@ -76,7 +78,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         os._exit(0)
     ep = pj.Endpoint()
     ep.libCreate()
-    state = {"ep": ep, "acc": None, "call": None}
+    state = {"ep": ep, "acc": None, "call": None, "plan": None}
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0  # no pjsua worker thread: we pump, callbacks run here
     cfg.uaConfig.mainThreadOnly = True  # with threadCnt 0: any callback is queued to us
@@ -157,11 +159,17 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             self.started = time.monotonic()
             self.states: list[str] = []
             self.code = self.reason = None
-            self.first_1xx = self.answered = None
+            self.first_1xx = self.answered = self.answered_at_mono = None
             self.heard_peer = False  # a SIP response came from the network (not pjsip itself)
             self.peer = None  # "ip:port" that response came from
             self.stats: dict = {}
             self.media_idx = None
+            self.media_status = None  # pjsua's view of the audio: "active", "local_hold", ...
+            self.digits: list[dict] = []  # DTMF received: digit, method, ms after the answer
+            self.info_codes: list[int] = []  # final answers to our SIP INFO (DTMF)
+            self.reinvite_codes: list[int] = []  # final answers to our re-INVITEs (hold)
+            self.tx_event_pt = -1  # telephone-event payload type we send with; -1: none
+            self.plan = None  # a MediaPlan: the tone, the recorder
 
         def _saw(self, e) -> None:
             """Note a SIP response that came from the network (not pjsip's own 408/503)."""
@@ -184,20 +192,51 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                 self.code, self.reason = ci.lastStatusCode, ci.lastReason
             if ci.stateText in ("CONNECTING", "CONFIRMED") and self.answered is None:
                 self.answered = _ms(self.started)
+                self.answered_at_mono = time.monotonic()
 
         def onCallTsxState(self, prm):
             # Provisional responses (100 Trying included) of the INVITE transaction.
             self._saw(prm.e)
+            e = prm.e
+            if e.type != pj.PJSIP_EVENT_TSX_STATE or self.answered is None:
+                return
+            body = e.body.tsxState
+            tsx = body.tsx
+            # a final answer to a request of ours, as it arrives (not the later TERMINATED)
+            if (tsx.role == pj.PJSIP_ROLE_UAC and body.type == pj.PJSIP_EVENT_RX_MSG
+                    and tsx.statusCode >= 200):
+                codes = {"INFO": self.info_codes, "INVITE": self.reinvite_codes}.get(tsx.method)
+                if codes is not None and len(codes) < 32:
+                    codes.append(tsx.statusCode)
+
+        def onDtmfDigit(self, prm):
+            method = "sip_info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
+            if len(self.digits) < 64:
+                self.digits.append({"digit": prm.digit, "method": method,
+                                    "ms": _ms(self.answered_at_mono or self.started)})
 
         def onCallMediaState(self, prm):
             ci = self.getInfo()
             for i, mi in enumerate(ci.media):
-                if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    self.media_idx = i
-                    aud = self.getAudioMedia(i)
-                    adm = ep.audDevManager()
-                    adm.getCaptureDevMedia().startTransmit(aud)
-                    aud.startTransmit(adm.getPlaybackDevMedia())
+                if mi.type != pj.PJMEDIA_TYPE_AUDIO:
+                    continue
+                self.media_status = _MEDIA_STATUS.get(mi.status, str(mi.status))
+                if mi.status not in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+                                     pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                    continue
+                self.media_idx = i
+                aud = self.getAudioMedia(i)  # after a re-INVITE: possibly a new bridge port
+                adm = ep.audDevManager()
+                source = self.plan.tone if self.plan and self.plan.tone else \
+                    adm.getCaptureDevMedia()
+                source.startTransmit(aud)
+                aud.startTransmit(adm.getPlaybackDevMedia())
+                if self.plan and self.plan.recorder is not None:
+                    aud.startTransmit(self.plan.recorder)
+                try:
+                    self.tx_event_pt = self.getStreamInfo(i).audTxEventPt
+                except pj.Error:
+                    pass
 
         def onStreamDestroyed(self, prm):
             self.snapshot()
@@ -252,6 +291,9 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
 
     call = TestCall(acc)
     state["call"] = call
+    plan = MediaPlan(pj, params.get("tone_hz"))
+    state["plan"] = plan  # the tone and recorder outlive the call, die before libDestroy
+    call.plan = plan
     try:
         call.makeCall(params["target"], pj.CallOpParam(True))
     except pj.Error as exc:  # e.g. PJ_ERESOLVE: raised synchronously (lab.md §4)
@@ -275,6 +317,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         return _finish(state, out)
 
     out["status"] = "answered"
+    plan.mark("answered", time.monotonic())
     if params.get("test_hook") == "abort_after_answer":
         os.abort()  # a pjsip assertion in mid-call, for the tests
     media_start = time.monotonic()
@@ -285,18 +328,156 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             call.snapshot()
             next_stats[0] = time.monotonic() + STATS_EVERY_S
 
-    pump(lambda: "DISCONNECTED" in call.states, params.get("seconds", 3), tick)
+    seconds = params.get("seconds", 3)
+    ended = lambda: "DISCONNECTED" in call.states  # noqa: E731
+    until = lambda at: pump(ended, max(0.0, media_start + at - time.monotonic()), tick)  # noqa
+    steps = []  # (at seconds, what)
+    if params.get("dtmf"):
+        steps.append((DTMF_AT_S, "dtmf"))
+    if params.get("hold"):
+        steps += [(0.4 * seconds, "hold"), (0.6 * seconds, "resume")]
+    hold: dict = {}
+    held_at = media_start
+    for at, what in sorted(steps):
+        if until(at) or ended():
+            break
+        now = time.monotonic()
+        if what == "dtmf":
+            out["dtmf"] = _send_dtmf(pj, call, params["dtmf"])
+            # events replace audio while they last (~200 ms a digit), then the echo's delay
+            plan.exclude(now, now + 0.25 * len(params["dtmf"]) + 0.4)
+        elif what == "hold":
+            hold.update(_hold(pj, call, pump, ended, tick, resume=False))
+            held_at = now
+        elif what == "resume":
+            hold.update(_hold(pj, call, pump, ended, tick, resume=True))
+            plan.mark("resumed", time.monotonic())
+            plan.exclude(held_at, time.monotonic() + 0.3)
+    if not ended():
+        until(seconds)
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
-    out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
+    out["ended_by"] = "remote" if ended() else "local"
     call.snapshot()
     out.update(call.stats)
+    if hold:
+        hold["rx_end"] = out.get("rx", {}).get("packets", 0)
+        out["hold"] = hold
+    if params.get("dtmf"):
+        out.setdefault("dtmf", {"sent": "", "method": None, "error": "the call ended first"})
+    if params.get("dtmf") or call.digits:
+        out.setdefault("dtmf", {})
+        out["dtmf"].update(received=call.digits, info_codes=call.info_codes,
+                           telephone_event=call.tx_event_pt >= 0)
     if not call.stats:
         out["error"] = "the call was answered but no audio stream was set up"
-    if "DISCONNECTED" not in call.states:
+    if not ended():
         call.hangup(pj.CallOpParam(True))
-        pump(lambda: "DISCONNECTED" in call.states, 2)
+        pump(ended, 2)
+    if plan.recorder is not None:
+        out["audio"] = plan.analyse()
     out["seconds_total"] = round(time.monotonic() - t0, 2)
     return _finish(state, out)
+
+
+def _send_dtmf(pj, call, digits: str) -> dict:
+    """RFC 4733 events when telephone-event was negotiated, else SIP INFO
+    (application/dtmf-relay); which one is the finding."""
+    out = {"sent": digits, "method": None, "error": None}
+    for method, name in ((pj.PJSUA_DTMF_METHOD_RFC2833, "rfc4733"),
+                         (pj.PJSUA_DTMF_METHOD_SIP_INFO, "sip_info")):
+        if name == "rfc4733" and call.tx_event_pt < 0:
+            continue  # pjmedia would refuse: the answer has no telephone-event
+        prm = pj.CallSendDtmfParam()
+        prm.digits, prm.method = digits, method
+        try:
+            call.sendDtmf(prm)
+        except pj.Error as exc:
+            out["error"] = exc.reason
+            continue
+        out["method"], out["error"] = name, None
+        break
+    return out
+
+
+def _hold(pj, call, pump, ended, tick, resume: bool) -> dict:
+    """A re-INVITE to sendonly (RFC 3264 §8.4; pjsua's default hold) or back to sendrecv;
+    wait until pjsua's media state says it took."""
+    key = "resume" if resume else "hold"
+    rx = call.stats.get("rx", {}).get("packets", 0)
+    prm = pj.CallOpParam(True)
+    try:
+        if resume:
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            call.reinvite(prm)
+        else:
+            call.setHold(prm)
+    except pj.Error as exc:
+        return {f"{key}_ok": False, f"{key}_error": exc.reason, f"rx_at_{key}": rx}
+    want = "active" if resume else "local_hold"
+    t, sent = time.monotonic(), len(call.reinvite_codes)
+    pump(lambda: ended() or len(call.reinvite_codes) > sent, HOLD_WAIT_S, tick)
+    pump(lambda: ended() or call.media_status == want, 0.5, tick)  # media update after the 2xx
+    code = call.reinvite_codes[sent] if len(call.reinvite_codes) > sent else None
+    call.snapshot()
+    return {f"{key}_ok": code is not None and 200 <= code < 300 and call.media_status == want
+            and not ended(), f"{key}_code": code, f"{key}_ms": _ms(t),
+            f"{key}_state": call.media_status,
+            f"rx_at_{key}": call.stats.get("rx", {}).get("packets", 0)}
+
+
+_MEDIA_STATUS = {0: "none", 1: "active", 2: "local_hold", 3: "remote_hold", 4: "error"}
+
+
+class MediaPlan:
+    """What the call sends instead of the null device's silence (a tone), and the recorder of
+    what it hears, analysed afterwards (sipkit.media.audio)."""
+
+    def __init__(self, pj, tone_hz: float | None):
+        import tempfile
+
+        self.tone = self.recorder = None
+        self.marks: dict[str, float] = {}
+        self.excluded: list[tuple[float, float]] = []
+        self.tone_hz = tone_hz
+        if not tone_hz:
+            return
+        self.dir = tempfile.mkdtemp(prefix="sipkit-call-")
+        self.path = os.path.join(self.dir, "rx.wav")
+        self.tone = pj.ToneGenerator()
+        self.tone.createToneGenerator()
+        desc = pj.ToneDesc()
+        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = int(tone_hz), 0, 1000, 0
+        desc.volume = 0  # pjmedia's default amplitude
+        tones = pj.ToneDescVector()
+        tones.append(desc)
+        self.tone.play(tones, True)
+        self.recorder = pj.AudioMediaRecorder()
+        self.recorder.createRecorder(self.path)
+        self.started = time.monotonic()
+
+    def mark(self, name: str, when: float) -> None:
+        if self.recorder is not None:
+            self.marks[name] = round(when - self.started, 3)
+
+    def exclude(self, start: float, end: float) -> None:
+        if self.recorder is not None:
+            self.excluded.append((start - self.started, end - self.started))
+
+    def analyse(self) -> dict:
+        import shutil
+
+        from .audio import analyse, read_wav
+
+        self.recorder = None  # no more frames: the call is over
+        try:
+            samples, rate = read_wav(self.path)
+            return analyse(samples, rate, self.tone_hz, start_s=self.marks.get("answered", 0)
+                           + 0.3, marks={k: v for k, v in self.marks.items() if k != "answered"},
+                           exclude=self.excluded)
+        except (OSError, ValueError, EOFError) as exc:
+            return {"error": f"cannot read the recording: {exc}"}
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _stream_stats(pj, call, idx: int) -> dict:
@@ -360,6 +541,7 @@ def _finish(state: dict, out: dict) -> dict:
             while acc.code is None and time.monotonic() < end:
                 ep.libHandleEvents(PUMP_MS)
         state["call"] = None  # drop Call before Account, Account before the Endpoint
+        state["plan"] = None
         if acc is not None:
             acc.shutdown()
         state["acc"] = None
