@@ -83,7 +83,7 @@ class CallParams(BaseModel):
     # What the call does besides sending silence (all off by default: a plain call)
     tone_hz: float | None = Field(default=None, gt=100, lt=3400)  # send it, analyse the return
     dtmf: str | None = Field(default=None, pattern=r"^[0-9*#A-D]{1,16}$")  # digits to send
-    hold: bool = False  # re-INVITE to sendonly at 40 % of ``seconds``, back at 60 %
+    hold: bool = False  # re-INVITE to sendonly at 80 % of ``seconds``, back at 90 %
     # tests only: "abort" | "abort_after_answer" (die like a pjsip assertion), "hang",
     # "tx_drop_pct=N" (pjmedia drops N % of what we send: simulated loss)
     test_hook: str | None = Field(default=None, repr=False)

@@ -41,6 +41,9 @@ NO_IPV6 = ("IPv6 test calls are not possible with this media engine: the pjsua2-
            "built without IPv6 media support")
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
 DTMF_AT_S = 0.3  # after the answer: the far end's media is up by then
+DTMF_AT = 0.45  # of the call's seconds: the digits go after the tone had its time
+DIGIT_S = 0.2  # pjsua's 160 ms event + the gap between digits
+HOLD_AT = (0.8, 0.9)  # of the call's seconds: hold, then resume
 HOLD_WAIT_S = 3.0  # for a hold or resume re-INVITE to complete
 
 
@@ -331,13 +334,16 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     seconds = params.get("seconds", 3)
     ended = lambda: "DISCONNECTED" in call.states  # noqa: E731
     until = lambda at: pump(ended, max(0.0, media_start + at - time.monotonic()), tick)  # noqa
+    # The tone alone first (the audio verdict is judged on it), then the digits, then hold
+    # and resume at the end: after an in-call re-INVITE pjmedia may keep a raw echo's return
+    # undecoded, so only RTP counters prove that media resumed.
     steps = []  # (at seconds, what)
     if params.get("dtmf"):
-        steps.append((DTMF_AT_S, "dtmf"))
+        steps.append((max(DTMF_AT_S, DTMF_AT * seconds), "dtmf"))
     if params.get("hold"):
-        steps += [(0.4 * seconds, "hold"), (0.6 * seconds, "resume")]
+        steps += [(HOLD_AT[0] * seconds, "hold"), (HOLD_AT[1] * seconds, "resume")]
     hold: dict = {}
-    held_at = media_start
+    before_hold: dict = {}
     for at, what in sorted(steps):
         if until(at) or ended():
             break
@@ -345,22 +351,23 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         if what == "dtmf":
             out["dtmf"] = _send_dtmf(pj, call, params["dtmf"])
             # events replace audio while they last (~200 ms a digit), then the echo's delay
-            plan.exclude(now, now + 0.25 * len(params["dtmf"]) + 0.4)
+            plan.exclude(now, now + DIGIT_S * len(params["dtmf"]) + 0.3)
         elif what == "hold":
+            call.snapshot()
+            before_hold = dict(call.stats)  # the call's figures: the hold restarts the stream
             hold.update(_hold(pj, call, pump, ended, tick, resume=False))
-            held_at = now
+            plan.exclude(now, now + 3600)
         elif what == "resume":
             hold.update(_hold(pj, call, pump, ended, tick, resume=True))
             plan.mark("resumed", time.monotonic())
-            plan.exclude(held_at, time.monotonic() + 0.3)
     if not ended():
         until(seconds)
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
     out["ended_by"] = "remote" if ended() else "local"
     call.snapshot()
-    out.update(call.stats)
+    out.update(before_hold or call.stats)
     if hold:
-        hold["rx_end"] = out.get("rx", {}).get("packets", 0)
+        hold["rx_end"] = call.stats.get("rx", {}).get("packets", 0)
         out["hold"] = hold
     if params.get("dtmf"):
         out.setdefault("dtmf", {"sent": "", "method": None, "error": "the call ended first"})
