@@ -29,7 +29,6 @@ import sys
 import time
 
 PUMP_MS = 10
-_TE = re.compile(r"^a=(rtpmap|fmtp):(\d+) telephone-event.*$", re.M)
 
 
 def strip_telephone_event(sdp: str) -> str:
@@ -122,6 +121,8 @@ def serve(args) -> None:  # noqa: C901 - one UA script reads best in one place
                     aud.startTransmit(aud)  # the bridge loops the call's port onto itself
                 elif tone is not None:
                     tone.startTransmit(aud)
+                else:  # the null device's silence: a port nobody feeds sends (almost) nothing
+                    ep.audDevManager().getCaptureDevMedia().startTransmit(aud)
                 report("media", call=ci.callIdString, dir=int(mi.dir))
 
         def onDtmfDigit(self, prm):
