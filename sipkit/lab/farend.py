@@ -91,7 +91,10 @@ def serve(args) -> None:  # noqa: C901 - one UA script reads best in one place
         tones = pj.ToneDescVector()
         tones.append(desc)
         tone.play(tones, True)
-    calls: dict[int, pj.Call] = {}
+    calls: dict[int, pj.Call] = {}  # active, by pjsua call id
+    # Every Call object lives as long as the process: pjsua2's ~Call hangs up "its" call id,
+    # and a late-collected object would hang up a newer call that reused the id.
+    kept: list[pj.Call] = []
 
     class FarCall(pj.Call):
         def __init__(self, acc, call_id):
@@ -146,6 +149,7 @@ def serve(args) -> None:  # noqa: C901 - one UA script reads best in one place
     class FarAcc(pj.Account):
         def onIncomingCall(self, prm):
             call = FarCall(self, prm.callId)
+            kept.append(call)
             op = pj.CallOpParam()
             if args.max_calls and len(calls) >= args.max_calls:
                 op.statusCode = args.refuse_code
@@ -184,6 +188,7 @@ def serve(args) -> None:  # noqa: C901 - one UA script reads best in one place
     while time.monotonic() < end:
         ep.libHandleEvents(PUMP_MS)
     calls.clear()
+    kept.clear()
     acc.shutdown()
     ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
 

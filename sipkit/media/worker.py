@@ -39,6 +39,7 @@ PUMP_MS = 10
 # with IPv6 media aborts (pjsua_acc.c assertion) and IPv4 media cannot bind "::1" (PJ_ERESOLVE).
 NO_IPV6 = ("IPv6 test calls are not possible with this media engine: the pjsua2-python wheel is "
            "built without IPv6 media support")
+_TERM: list[int] = []  # SIGTERM seen (the parent was cancelled): hang up now, cleanly
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
 DTMF_AT_S = 0.3  # after the answer: the far end's media is up by then
 DTMF_AT = 0.45  # of the call's seconds: the digits go after the tone had its time
@@ -139,7 +140,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
 
     def pump(cond, timeout: float, tick=None) -> bool:
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while time.monotonic() < end and not _TERM:
             ep.libHandleEvents(PUMP_MS)
             if tick:
                 tick()
@@ -304,6 +305,13 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         return _finish(state, out)
     done = pump(lambda: "CONFIRMED" in call.states or "DISCONNECTED" in call.states,
                 params.get("setup_timeout", 10))
+    if _TERM:
+        out["error"] = "cancelled"
+        if "DISCONNECTED" not in call.states:
+            call.hangup(pj.CallOpParam(True))  # CANCEL before the answer, BYE after it
+            _TERM.clear()  # pump again, for the CANCEL's or BYE's answer
+            pump(lambda: "DISCONNECTED" in call.states, 1.5)
+        return _finish(state, out)
     out["code"], out["reason"] = call.code or None, call.reason or None
     out["provisional_ms"] = call.first_1xx
     out["answer_ms"] = call.answered
@@ -345,7 +353,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     hold: dict = {}
     before_hold: dict = {}
     for at, what in sorted(steps):
-        if until(at) or ended():
+        if until(at) or ended() or _TERM:
             break
         now = time.monotonic()
         if what == "dtmf":
@@ -360,8 +368,11 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         elif what == "resume":
             hold.update(_hold(pj, call, pump, ended, tick, resume=True))
             plan.mark("resumed", time.monotonic())
-    if not ended():
+    if not ended() and not _TERM:
         until(seconds)
+    if _TERM:
+        out["error"] = "cancelled"
+        _TERM.clear()  # from here on pump again: the BYE, the un-REGISTER
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
     out["ended_by"] = "remote" if ended() else "local"
     call.snapshot()
@@ -565,6 +576,10 @@ def main() -> None:
     except ValueError as exc:
         _emit({"status": "error", "error": f"bad worker input: {exc}", "verdicts": []})
         os._exit(2)
+    import signal
+
+    # The parent's cancellation hook (sipkit.media.call.run_call): SIGTERM = hang up now.
+    signal.signal(signal.SIGTERM, lambda *_: _TERM.append(1))
     hook = params.get("test_hook") or ""
     if hook == "abort":
         os.abort()  # what a pjsip assertion does to the process

@@ -293,3 +293,35 @@ def test_three_simultaneous_calls_pass_and_a_two_channel_far_end_shows_its_limit
 def test_no_secret_in_results(calls):
     for name in ("three", "limited", "audit_pcma"):
         assert "Calls-Test-Secret-9" not in json.dumps(calls[name], default=str)
+
+
+def test_cancelling_a_call_hangs_up_cleanly(farends):
+    """The Ctrl-C hook: cancelling run_call's task makes the worker send its BYE (SIGTERM),
+    so the far end keeps no half call."""
+    report = farends["echo"]
+    before = len(events(report, "call"))
+
+    async def cancel_mid_call():
+        task = asyncio.ensure_future(run_call(P("echo", seconds=20, dtmf=None)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the far end confirms the call
+            await asyncio.sleep(0.1)
+            if any(e["state"] == "CONFIRMED" for e in events(report, "call")[before:]):
+                break
+        assert not task.done(), events(report, "call")[before:]  # the call must still be up
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - t0
+
+    took = asyncio.run(cancel_mid_call())
+    assert took < 4, took
+    deadline = time.monotonic() + 5
+    states = []
+    while time.monotonic() < deadline:
+        states = [e["state"] for e in events(report, "call")[before:]]
+        if "DISCONNECTED" in states:
+            break
+        time.sleep(0.1)
+    assert "CONFIRMED" in states and "DISCONNECTED" in states, states
