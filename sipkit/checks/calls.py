@@ -168,8 +168,10 @@ def dtmf_facts(r: CallResult) -> dict | None:
     if r.dtmf is None:
         return None
     allow = (r.dialog or {}).get("allow") or []
+    codes = r.dtmf.get("info_codes") or []
+    info_ok = bool(codes) and all(200 <= c < 300 for c in codes)  # each digit's INFO taken
     mode = ("rfc4733" if r.dtmf.get("telephone_event") else
-            "sip_info" if "INFO" in allow else "inband_only")
+            "sip_info" if "INFO" in allow or info_ok else "inband_only")
     received = "".join(d["digit"] for d in r.dtmf.get("received") or [])
     return {"mode": mode, "sent": r.dtmf.get("sent"), "sent_as": r.dtmf.get("method"),
             "received": received, "returned": digits_returned(r.dtmf),
@@ -251,9 +253,10 @@ def _words(v: str, r: CallResult) -> tuple[str, str]:
                 "SDP names where its RTP comes from; a peer that does not latch gets no audio")
     if v == DTMF_NOT_NEGOTIATED:
         d = dtmf_facts(r) or {}
-        how = {"sip_info": "the far end allows SIP INFO only"
-               + (f" (our INFO got {d['info_codes'][0]})" if d.get("info_codes") else ""),
-               "inband_only": "no SIP INFO either: in-band tones only"}.get(d.get("mode"), "")
+        codes = sorted(set(d.get("info_codes") or []), reverse=True)
+        got = f" (our INFO got {', '.join(map(str, codes))})" if codes else ""
+        how = {"sip_info": "the far end takes SIP INFO only" + got,
+               "inband_only": f"no SIP INFO either{got}: in-band tones only"}.get(d.get("mode"), "")
         return ("DTMF not negotiated: the agent cannot hear key presses (no telephone-event "
                 f"in the answer; {how})", _DTMF_FIX)
     if v == DTMF_NOT_RETURNED:

@@ -325,3 +325,79 @@ def test_cancelling_a_call_hangs_up_cleanly(farends):
             break
         time.sleep(0.1)
     assert "CONFIRMED" in states and "DISCONNECTED" in states, states
+
+
+INBAND_ONLY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="in-band DTMF only: no telephone-event, INFO refused">
+  <recv request="INVITE" crlf="true"/>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]inband[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Allow: INVITE, ACK, BYE, CANCEL
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=inband 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <label id="incall"/>
+  <recv request="INFO" optional="true" next="info"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+  <nop next="end"/>
+  <label id="info"/>
+  <send><![CDATA[
+      SIP/2.0 405 Method Not Allowed
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Allow: INVITE, ACK, BYE, CANCEL
+      Content-Length: 0
+  ]]></send>
+  <nop next="incall"/>
+  <label id="end"/>
+</scenario>
+"""
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (Debian package sip-tester)")
+def test_inband_only_far_end_is_told_apart(tmp_path):
+    from tests.integration.test_media import start_uas, stop
+
+    addr = f"{PREFIX}.82"
+    pid = start_uas(tmp_path, addr, echo=True, scenario=INBAND_ONLY_UAS)
+    try:
+        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{addr}:5060", local_ip=LOCAL,
+                                            seconds=2, dtmf="159#", tone_hz=1004.0)))
+    finally:
+        stop(pid)
+    assert r.status == "answered" and not r.dtmf["telephone_event"], r
+    # the digits went out as SIP INFO (no telephone-event to carry them), which it refused
+    assert r.dtmf["method"] == "sip_info" and r.dtmf["info_codes"], r.dtmf
+    # 405 from the scenario; SIPp's -aa may answer an INFO that comes while it sends the 405
+    assert 405 in r.dtmf["info_codes"], r.dtmf
+    res = judge_audio(ctx_for(site()), r, "call", dtmf_role="inbound")
+    assert res.details["dtmf"]["mode"] == "inband_only" and res.status == "fail"
+    assert "in-band tones only" in res.summary and "405" in res.summary
