@@ -357,16 +357,20 @@ async def codec_audit(ctx: CheckContext, params: CallParams, signalling_ip: str)
                         signalling_ip)
         if r.status == "error" and r.error and "not available" in r.error:
             rows.append({"codec": codec, "result": "not in this media engine"})
-        elif r.status == "answered":
+        elif r.status == "answered" and r.codec:
             rows.append({"codec": codec, "result": "accepted", "answered_with": r.codec,
                          "mos": r.mos})
+        elif r.status == "answered":  # a 2xx whose SDP has none of it: no stream (RFC 3264 §6)
+            rows.append({"codec": codec, "result": "refused", "code": r.code,
+                         "reason": "answered without it in the SDP", "status": r.status})
         else:
             rows.append({"codec": codec, "result": "refused", "code": r.code,
                          "reason": r.reason, "status": r.status})
     accepted = [x["codec"] for x in rows if x["result"] == "accepted"]
     tried = [x["codec"] for x in rows if x["result"] != "not in this media engine"]
-    refused = [f"{x['codec']} ({x.get('code') or x.get('status')})" for x in rows
-               if x["result"] == "refused"]
+    refused = [f"{x['codec']} ({x.get('code') or x.get('status')}"
+               + (", not in its answer" if x.get("status") == "answered" else "") + ")"
+               for x in rows if x["result"] == "refused"]
     details = {"codecs": rows, "accepted": accepted}
     if not accepted:
         return {"key": "codec_audit", "status": "fail", "details": details,

@@ -401,3 +401,36 @@ def test_inband_only_far_end_is_told_apart(tmp_path):
     res = judge_audio(ctx_for(site()), r, "call", dtmf_role="inbound")
     assert res.details["dtmf"]["mode"] == "inband_only" and res.status == "fail"
     assert "in-band tones only" in res.summary and "405" in res.summary
+
+
+@pytest.mark.lab
+def test_call_check_json_through_the_lab_pbx(lab, run_sipkit, tmp_path):
+    """The default call check through Kamailio to the lab echo: DTMF returned, the tone back,
+    hold/resume; with the opt-ins, 3 simultaneous calls and the codec audit (the lab's SIPp
+    answers a lone G722 offer with G.711 only: refused, "not in its answer")."""
+    from tests.conftest import report_of
+    from tests.integration.test_checks_lab import auth_registers, checks, site_variant
+
+    def registers_of(path) -> tuple[int, dict]:
+        before = auth_registers(lab)
+        proc = run_sipkit("check", "-c", str(path), "--only", "call_outbound", "--json")
+        time.sleep(0.2)  # let Kamailio flush its log
+        return auth_registers(lab) - before, proc
+
+    plain, _ = registers_of(lab.site_file)
+    path = site_variant(lab, tmp_path, **{"check.concurrent_calls": 3,
+                                          "check.codec_audit": True})
+    with_extras, proc = registers_of(path)
+    c = checks(report_of(proc))["call_outbound"]
+    assert c["status"] == "pass", c
+    d = c["details"]
+    assert d["dtmf"]["mode"] == "rfc4733" and d["dtmf"]["returned"], d["dtmf"]
+    assert d["call"]["audio"]["tone_share_judged"] > 0.8
+    assert d["call"]["hold"]["hold_ok"] and d["call"]["hold"]["resume_ok"]
+    assert d["far_end_codecs"][:2] == ["PCMU/8000", "PCMA/8000"]
+    assert d["concurrent"]["connected"] == 3
+    rows = {x["codec"]: x for x in d["codec_audit"]["codecs"]}
+    assert d["codec_audit"]["accepted"] == ["PCMU", "PCMA"], rows
+    assert rows["G722"]["result"] == "refused" and "G722 (200, not in its answer)" in c["summary"]
+    assert "DTMF 159# sent as RFC 4733, returned" in c["summary"]
+    assert with_extras == plain  # the extra calls do not REGISTER (a PBX authenticates INVITEs)
