@@ -229,8 +229,8 @@ def _words(v: str, r: CallResult) -> tuple[str, str]:
         return (f"the far end hung up {dlg.get('far_bye_after_s'):.0f} s after answering: the "
                 "32 s timeout of a 200 OK that was never acknowledged", _ACK_FIX)
     if v == SESSION_REFRESH_FAILED:
-        codes = [f"{x['method']} by {x['by']} → {x['status']}" for x in dlg.get("refreshes", [])
-                 if (x["status"] or 0) >= 300]
+        codes = [f"{x['method']} by {x['by']} → {x['status']}" for x in dlg.get("in_dialog", [])
+                 if (x["status"] or 0) >= 300 and x.get("session_refresh")]
         return (f"a session-timer refresh (RFC 4028) was refused ({', '.join(codes)}): the call "
                 "ends when the session expires",
                 "let in-dialog re-INVITE/UPDATE through (Contact, Record-Route, firewall), or "

@@ -86,25 +86,8 @@ def private_sdp(remote_media: str | None, signalling_ip: str | None) -> bool:
         address_kind(media_ip) is not None
 
 
-def bye_unanswered(sip: list[SipMessage]) -> bool:
-    """A BYE we sent that no final response answered (its CSeq never came back >= 200)."""
-    sent, answered = set(), set()
-    for m in sip:
-        try:
-            msg = parse(m.data.encode("latin-1"))
-            number, method = msg.cseq
-        except SipParseError:
-            continue
-        if method != "BYE":
-            continue
-        if m.direction == "out" and isinstance(msg, Request):
-            sent.add(number)
-        elif m.direction == "in" and isinstance(msg, Response) and msg.status >= 200:
-            answered.add(number)
-    return bool(sent - answered)
-
-
 def _parsed(sip: list[SipMessage]):
+    """(message, parsed, CSeq number, CSeq method) of each message that parses."""
     for m in sip:
         try:
             msg = parse(m.data.encode("latin-1"))
@@ -114,13 +97,27 @@ def _parsed(sip: list[SipMessage]):
         yield m, msg, number, method
 
 
+def bye_unanswered(sip: list[SipMessage]) -> bool:
+    """A BYE we sent that no final response answered (its CSeq never came back >= 200)."""
+    sent, answered = set(), set()
+    for m, msg, number, method in _parsed(sip):
+        if method != "BYE":
+            continue
+        if m.direction == "out" and isinstance(msg, Request):
+            sent.add(number)
+        elif m.direction == "in" and isinstance(msg, Response) and msg.status >= 200:
+            answered.add(number)
+    return bool(sent - answered)
+
+
 def dialog_facts(sip: list[SipMessage]) -> dict:
     """What the call's SIP says about the dialog: how often the 2xx to our INVITE came, who
     sent a BYE when (seconds after the first 2xx), the session timer the far end agreed to
-    (RFC 4028 §9: Session-Expires in the 2xx) and each refresh with its answer."""
+    (RFC 4028 §9: Session-Expires in the 2xx), and each in-dialog re-INVITE or UPDATE (hold,
+    resume, session refresh) with its final answer."""
     first_2xx = None  # (CSeq number, wall time)
     out: dict = {"ok_count": 0, "far_bye_after_s": None, "allow": None, "session_expires": None,
-                 "refresher": None, "refreshes": []}
+                 "refresher": None, "in_dialog": []}
     requests: dict[tuple[str, int, str], dict] = {}  # (direction, cseq, method) -> refresh
     for m, msg, number, method in _parsed(sip):
         if isinstance(msg, Response) and method == "INVITE" and m.direction == "in" \
@@ -137,7 +134,7 @@ def dialog_facts(sip: list[SipMessage]) -> dict:
                         "uac" if "refresher=uac" in rest else None
             if number == first_2xx[0]:
                 out["ok_count"] += 1
-            continue
+                continue
         if first_2xx is None:
             continue
         at = round(m.ts - first_2xx[1], 2)
@@ -146,15 +143,19 @@ def dialog_facts(sip: list[SipMessage]) -> dict:
             out["far_bye_after_s"] = at
         elif isinstance(msg, Request) and method in ("INVITE", "UPDATE") \
                 and number != first_2xx[0]:
+            # hold, resume or a session refresh: RFC 4028 §7.4/§8.1 put Session-Expires in
+            # a refresh
             by = "far end" if m.direction == "in" else "us"
-            refresh = {"by": by, "method": method, "at_s": at, "status": None}
+            timer = bool(msg.headers.get("Session-Expires") or msg.headers.get("x"))
+            refresh = {"by": by, "method": method, "at_s": at, "status": None,
+                       "session_refresh": timer}
             requests.setdefault((m.direction, number, method), refresh)
         elif isinstance(msg, Response) and msg.status >= 200:
             asked = "out" if m.direction == "in" else "in"
             refresh = requests.get((asked, number, method))
             if refresh is not None and refresh["status"] is None:
                 refresh["status"] = msg.status
-    out["refreshes"] = list(requests.values())[:20]
+    out["in_dialog"] = list(requests.values())[:20]
     return out
 
 
@@ -230,7 +231,8 @@ def judge(result: CallResult, thresholds: Thresholds) -> CallResult:
     bye_at = d.get("far_bye_after_s")
     if bye_at is not None and T1_TIMEOUT_S[0] <= bye_at <= T1_TIMEOUT_S[1]:
         found.add(BYE_AT_32S)
-    if any((x["status"] or 0) >= 300 for x in d.get("refreshes", [])):
+    if any((x["status"] or 0) >= 300 and x.get("session_refresh")
+           for x in d.get("in_dialog", [])):
         found.add(SESSION_REFRESH_FAILED)
     if rx and (v := _audio_verdict(r.audio)):
         found.add(v)

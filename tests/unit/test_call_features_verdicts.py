@@ -99,7 +99,7 @@ def test_dialog_facts_of_a_lost_ack_and_the_32s_bye():
     d = dialog_facts(sip)
     assert d["ok_count"] == 4 and d["far_bye_after_s"] == 32.0
     assert d["session_expires"] == 1800 and d["refresher"] == "uac"
-    assert "INFO" in d["allow"] and d["refreshes"] == []
+    assert "INFO" in d["allow"] and d["in_dialog"] == []
     r = judge(answered(sip=sip), T)
     assert {"ack_not_received", "far_end_bye_near_32s"} <= set(r.verdicts)
     res = judge_audio(ctx(), r, "call")
@@ -109,18 +109,32 @@ def test_dialog_facts_of_a_lost_ack_and_the_32s_bye():
 
 def test_session_refreshes_handled_and_refused():
     ok = response("200 OK", "1 INVITE", "Session-Expires: 90;refresher=uas")
-    handled = [msg("in", 10.0, ok), msg("in", 55.0, request("UPDATE", 5)),
+    handled = [msg("in", 10.0, ok), msg("in", 55.0, request("UPDATE", 5, "Session-Expires: 90")),
                msg("out", 55.01, response("200 OK", "5 UPDATE"))]
     d = dialog_facts(handled)
-    assert d["refreshes"] == [{"by": "far end", "method": "UPDATE", "at_s": 45.0, "status": 200}]
+    assert d["in_dialog"] == [{"by": "far end", "method": "UPDATE", "at_s": 45.0, "status": 200,
+                               "session_refresh": True}]
     assert d["refresher"] == "uas" and "session_refresh_failed" not in \
         judge(answered(sip=handled), T).verdicts
-    refused = [msg("in", 10.0, ok), msg("out", 55.0, request("INVITE", 3)),
+    refused = [msg("in", 10.0, ok), msg("out", 55.0, request("INVITE", 3, "x: 90")),
                msg("in", 55.01, response("481 Call Does Not Exist", "3 INVITE"))]
     r = judge(answered(sip=refused), T)
-    assert r.dialog["refreshes"][0]["by"] == "us" and "session_refresh_failed" in r.verdicts
+    assert r.dialog["in_dialog"][0]["by"] == "us" and "session_refresh_failed" in r.verdicts
     res = judge_audio(ctx(), r, "call")
     assert res.status == "fail" and "INVITE by us → 481" in res.summary
+
+
+def test_a_hold_re_invite_is_no_session_refresh_and_its_2xx_no_retransmission():
+    ok = response("200 OK", "1 INVITE")
+    sip = [msg("in", 0.0, ok), msg("out", 30.0, request("INVITE", 2)),
+           msg("in", 30.01, response("200 OK", "2 INVITE")),
+           msg("out", 31.0, request("INVITE", 3)),
+           msg("in", 31.01, response("488 Not Acceptable Here", "3 INVITE"))]
+    r = judge(answered(sip=sip), T)
+    assert r.dialog["ok_count"] == 1
+    assert [(x["status"], x["session_refresh"]) for x in r.dialog["in_dialog"]] == \
+        [(200, False), (488, False)]
+    assert "session_refresh_failed" not in r.verdicts and "ack_not_received" not in r.verdicts
 
 
 def test_a_bye_long_after_the_answer_is_not_the_ack_timeout():
