@@ -14,3 +14,6 @@ $SIPKIT check --config "$lab_dir/site.yaml" --create
 echo
 echo "\$ sipkit connector list"
 $SIPKIT connector list
+echo
+echo "\$ sipkit check --config $lab_dir/trunk.yaml        # the lab carrier as a SIP trunk"
+$SIPKIT check --config "$lab_dir/trunk.yaml"

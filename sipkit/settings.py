@@ -89,10 +89,9 @@ class Normalizer(_Model):
         return v
 
 
-class CheckSettings(_Model):
-    """sipkit-only options; never sent to the API."""
+class _CommonCheck(_Model):
+    """The ``check:`` options every target kind has; sipkit-only, never sent to an API."""
 
-    connector_server: str = "auto"
     outbound_test_number: str | None = None
     call_seconds: float = Field(default=4.0, gt=0, le=60)
     # The cloud cannot reach a PBX on private space, so dns FAILs on it; set this when the
@@ -116,6 +115,19 @@ class CheckSettings(_Model):
     long_call_seconds: float | None = Field(default=None, ge=5, le=600)
     concurrent_calls: int | None = Field(default=None, ge=2, le=20)
 
+    @field_validator("source_ip")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is not None and parse_ip(v) is None:
+            raise ValueError("must be an IP address of this machine")
+        return v
+
+
+class CheckSettings(_CommonCheck):
+    """The ``check:`` section of a PBX extension's site file."""
+
+    connector_server: str = "auto"
+
     @field_validator("connector_server")
     @classmethod
     def _server(cls, v: str) -> str:
@@ -124,13 +136,6 @@ class CheckSettings(_Model):
         host, _ = split_hostport(v, 5060)  # ValueError names the bad port
         if not (is_hostname(host) or parse_ip(host)):
             raise ValueError("must be 'auto', a host name or an IP address, optionally with :port")
-        return v
-
-    @field_validator("source_ip")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        if v is not None and parse_ip(v) is None:
-            raise ValueError("must be an IP address of this machine")
         return v
 
 
@@ -267,24 +272,14 @@ def _gateway(v: str | None) -> str | None:
     return v.rstrip(".").lower() if parse_ip(host) is None else v
 
 
-class TrunkCheckSettings(_Model):
-    """sipkit-only options for a trunk; never sent to the API."""
+class TrunkCheckSettings(_CommonCheck):
+    """The ``check:`` section of a trunk's site file (a test call only with
+    outbound_test_number: a call through a trunk can be billed)."""
 
-    outbound_test_number: str | None = None  # only with it does sipkit place a (billable) call
-    call_seconds: float = Field(default=4.0, gt=0, le=60)
     # auto: prove the credentials by a challenged OPTIONS, else a REGISTER if the provider
     # offers registration; required: the provider expects REGISTER; never: do not send one.
     registration: Literal["auto", "required", "never"] = "auto"
-    allow_private_registrar: bool = False
-    max_loss_pct: float = Field(default=1.0, ge=0, le=100)
-    max_jitter_ms: float = Field(default=30.0, ge=0)
-    min_mos: float = Field(default=3.6, ge=1, le=4.5)
-    ca_file: Path | None = None
-    nameserver: str | None = None
-    source_ip: str | None = None
     realm: str | None = None  # the SIP domain of the account, when it is not the gateway
-
-    _source = field_validator("source_ip")(CheckSettings._source.__func__)
 
 
 class TrunkSite(_Model):
@@ -329,7 +324,7 @@ class TrunkSite(_Model):
         if self.api == "mihu_byo" and not self.agent_uuid:
             raise ValueError("agent_uuid is required for api mihu_byo")
         if (self.username is None) != (self.password is None):
-            raise ValueError("set both username and password, or neither")
+            raise ValueError("username and password: set both, or neither")
         host, port = split_hostport(self.gateway, 0)
         if port and self.port and port != self.port:
             raise ValueError(f"gateway says port {port} but port is {self.port}")
@@ -438,8 +433,10 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
         top = loc[0] if loc else "auth_username"
         kind, msg = e["type"], e["msg"].removeprefix("Value error, ")
         fix = _FIXES.get(top, "see README 'Site file'")
-        if not loc:  # a model-level rule: the auth_ pair
-            field = "auth_username/auth_password"
+        if not loc:  # a model-level rule: its message names the field first
+            first = (msg.split() or [""])[0]
+            field = first if first in _FIXES else "auth_username/auth_password"
+            fix = _FIXES.get(first, fix)
         elif kind == "missing":
             msg = "is required and missing"
         elif kind == "extra_forbidden":

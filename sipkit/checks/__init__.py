@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "normalizer": "normalizer",
     "call_inbound": "call_inbound",
     "call_outbound": "call_outbound",
+    "trunk_call": "trunk_call",
 }
 
 

@@ -33,7 +33,7 @@ KINDS = ("pbx_extension",)
 NOT_FOR = {"sip_trunk": "the trunk's own test call is the trunk_call check"}
 BUDGET = budget
 
-_MEANING = {404: "the PBX does not know this number", 484: "the number is incomplete for "
+MEANING = {404: "the PBX does not know this number", 484: "the number is incomplete for "
             "the PBX's dial plan", 403: "the PBX forbids this extension to call it",
             480: "the destination is unavailable", 486: "busy", 488: "no common codec",
             503: "the PBX has no route (trunk down?)", 603: "declined"}
@@ -75,7 +75,7 @@ async def run(ctx: CheckContext) -> CheckResult:
                           f"{r.reason}; {audit['summary']}", audit.get("hint"),
                           call=r.model_dump(), codec_audit=audit["details"], **details)
     if r.status == "rejected":
-        meaning = _MEANING.get(r.code or 0, "the PBX refused the call")
+        meaning = MEANING.get(r.code or 0, "the PBX refused the call")
         if r.code == 488:
             meaning += (" with this side (set check.codec_audit: true to see which of "
                         f"{', '.join(AUDIT_CODECS)} it takes)")

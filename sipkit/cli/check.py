@@ -168,6 +168,8 @@ def _create(report, site, code: int, replace: bool, api) -> int:
     from ..mihu.client import MihuClient
     from ..mihu.provision import provision
 
+    if site.kind == "sip_trunk":
+        from ..mihu.trunk_provision import provision_trunk as provision
     try:
         with MihuClient.from_settings(api) as client:
             report.provisioning = provision(client, site, replace=replace)

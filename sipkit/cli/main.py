@@ -16,6 +16,7 @@ COMMANDS = {
     "check": ("sipkit.cli.check", "check", "Check a PBX before (and after) creating a connector."),
     "connector": ("sipkit.cli.connector", "connector", "Mihu PBX extension connectors: create, list, get, delete."),
     "server": ("sipkit.cli.connector", "server", "The account's SIP connector server: show, allocate, release."),
+    "trunk": ("sipkit.cli.trunk", "trunk", "SIP trunks in the Mihu and /sip-trunks APIs: create, list, get, delete, assign."),
     "normalize": ("sipkit.cli.normalize", "normalize", "Apply a connector's number rule to numbers."),
     "probe": ("sipkit.cli.probe", "probe", "Periodic health probes (Prometheus, Nagios, JSON lines)."),
     "analyze": ("sipkit.cli.analyze", "analyze", "Diagnose a SIP capture (pcap)."),

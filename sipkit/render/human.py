@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..net.addresses import hostport
 from ..redact import Redactor
-from ..report import CheckResult, Report
+from ..report import CheckResult, Report, target_line
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
 MARK = {"pass": "✔", "warn": "!", "fail": "✖", "skip": "-", "error": "?"}
@@ -43,12 +43,21 @@ def _evidence(console: Console, result: CheckResult, full: bool) -> None:
                     console.print(Text(f"        {line}", style="dim"))
 
 
-def _provisioning(console: Console, prov: dict) -> None:
+def _provisioning(console: Console, prov: dict, kind: str | None = None) -> None:
     console.print()
     action = prov.get("action")
     if action in ("none", "error"):
-        console.print(Text.assemble(("Mihu connector: ", "bold"),
+        what = "SIP trunk: " if kind == "sip_trunk" else "Mihu connector: "
+        console.print(Text.assemble((what, "bold"),
                                     (prov.get("reason", ""), "red" if action == "error" else "")))
+        return
+    if "trunk" in prov:  # a SIP trunk (sipkit.mihu.trunk_provision)
+        words = {"created": "created", "exists": "already existed with these settings",
+                 "replaced": "replaced", "updated": "updated"}[action]
+        console.print(Text.assemble(("SIP trunk ", "bold"), (words, "green"),
+                                    f": {prov['id']} · {prov['key']} · api {prov['api']}"))
+        for note in prov.get("notes", ()):
+            console.print(Text(f"  note: {note}", style="dim"))
         return
     c = prov["connector"]
     words = {"created": "created", "exists": "already existed with these settings",
@@ -66,13 +75,7 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     buf = StringIO()
     console = Console(file=buf, force_terminal=color, no_color=color is False,
                       width=width or 110, highlight=False, soft_wrap=False)
-    t = report.target
-    if "capture" in t:
-        head = f"sipkit {report.sipkit_version} · analyze {t['capture']}"
-    else:
-        head = (f"sipkit {report.sipkit_version} · {str(t.get('connection_type', '')).upper()} "
-                f"{hostport(str(t.get('registrar_server')), t.get('port'))} · extension "
-                f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}")
+    head = f"sipkit {report.sipkit_version} · {target_line(report.target)}"
     console.print(Text(head, style="bold"))
     if report.options.get("insecure"):
         console.print(Text("TLS verification is OFF (--insecure): certificate problems are "
@@ -99,7 +102,7 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
                 console.print(Text(f"evidence · {c.id}", style="bold"))
                 _evidence(console, c, full=verbose > 1 or c.status not in ("pass", "skip"))
     if report.provisioning is not None:
-        _provisioning(console, report.provisioning)
+        _provisioning(console, report.provisioning, report.target.get("kind"))
     counts = {s: sum(1 for c in report.checks if c.status == s)
               for s in ("fail", "warn", "error", "skip", "pass")}
     parts = [f"{n} {s}" for s, n in counts.items() if n]
