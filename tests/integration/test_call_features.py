@@ -434,3 +434,105 @@ def test_call_check_json_through_the_lab_pbx(lab, run_sipkit, tmp_path):
     assert rows["G722"]["result"] == "refused" and "G722 (200, not in its answer)" in c["summary"]
     assert "DTMF 159# sent as RFC 4733, returned" in c["summary"]
     assert with_extras == plain  # the extra calls do not REGISTER (a PBX authenticates INVITEs)
+
+
+SESSION_TIMER_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="session timer: Session-Expires 90 refresher=uas, a refresh re-INVITE at 1 s">
+  <recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
+    </action>
+  </recv>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]st[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Allow: INVITE, ACK, BYE, CANCEL, UPDATE
+      Supported: timer
+      Require: timer
+      Session-Expires: 90;refresher=uas
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=st 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <pause milliseconds="1000"/>
+  <send retrans="500"><![CDATA[
+      INVITE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:echo@[local_ip]>;tag=[pid]st[call_number]
+      To:[$caller]
+      [last_Call-ID:]
+      CSeq: 2 INVITE
+      Contact: <sip:[local_ip]:[local_port]>
+      [routes]
+      Max-Forwards: 70
+      Supported: timer
+      Session-Expires: 90;refresher=uas
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=st 1 2 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+  ]]></send>
+  <recv response="200"/>
+  <send><![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:echo@[local_ip]>;tag=[pid]st[call_number]
+      To:[$caller]
+      [last_Call-ID:]
+      CSeq: 2 ACK
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+  ]]></send>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+</scenario>
+"""
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (Debian package sip-tester)")
+def test_a_session_timer_refresh_from_the_far_end_is_handled(tmp_path):
+    from tests.integration.test_media import start_uas, stop
+
+    addr = f"{PREFIX}.83"
+    pid = start_uas(tmp_path, addr, echo=True, scenario=SESSION_TIMER_UAS)
+    try:
+        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{addr}:5060", local_ip=LOCAL,
+                                            seconds=2.5)))
+    finally:
+        stop(pid)
+    assert r.status == "answered" and r.two_way_audio, r
+    d = r.dialog
+    assert (d["session_expires"], d["refresher"]) == (90, "uas"), d
+    assert d["in_dialog"] == [{"by": "far end", "method": "INVITE", "status": 200,
+                               "session_refresh": True, "at_s": d["in_dialog"][0]["at_s"]}]
+    assert 0.8 < d["in_dialog"][0]["at_s"] < 2.0
+    assert "session_refresh_failed" not in r.verdicts and d["ok_count"] == 1
