@@ -219,15 +219,25 @@ _DTMF_FIX = ("enable RFC 4733 (a.k.a. RFC 2833) DTMF, telephone-event, on the PB
              "extension or trunk (Asterisk/FreePBX: dtmf_mode=rfc4733)")
 
 
+def _ack_path(dlg: dict) -> str:
+    """Where the ACK went: the 200 OK's Record-Route (RFC 3261 §12.1.2), else its Contact."""
+    if dlg.get("record_route"):
+        return f" (it goes by the 200 OK's Record-Route {dlg['record_route'][-1]})"
+    if dlg.get("contact"):
+        return f" (it goes to the 200 OK's Contact {dlg['contact']})"
+    return ""
+
+
 def _words(v: str, r: CallResult) -> tuple[str, str]:
     """(what happened, the fix) for a verdict, with this call's numbers in it."""
     dlg, a, hold = r.dialog or {}, r.audio or {}, r.hold or {}
     if v == ACK_LOST:
         return (f"the far end never got our ACK: it sent its 200 OK {dlg.get('ok_count')} "
-                "times", _ACK_FIX)
+                f"times{_ack_path(dlg)}", _ACK_FIX)
     if v == BYE_AT_32S:
         return (f"the far end hung up {dlg.get('far_bye_after_s'):.0f} s after answering: the "
-                "32 s timeout of a 200 OK that was never acknowledged", _ACK_FIX)
+                "32 s timeout of a 200 OK that was never acknowledged"
+                + ("" if ACK_LOST in r.verdicts else _ack_path(dlg)), _ACK_FIX)
     if v == SESSION_REFRESH_FAILED:
         codes = [f"{x['method']} by {x['by']} → {x['status']}" for x in dlg.get("in_dialog", [])
                  if (x["status"] or 0) >= 300 and x.get("session_refresh")]

@@ -116,7 +116,8 @@ def dialog_facts(sip: list[SipMessage]) -> dict:
     (RFC 4028 §9: Session-Expires in the 2xx), and each in-dialog re-INVITE or UPDATE (hold,
     resume, session refresh) with its final answer."""
     first_2xx = None  # (CSeq number, wall time)
-    out: dict = {"ok_count": 0, "far_bye_after_s": None, "allow": None, "session_expires": None,
+    out: dict = {"ok_count": 0, "far_bye_after_s": None, "contact": None, "record_route": [],
+                 "allow": None, "session_expires": None,
                  "refresher": None, "in_dialog": []}
     requests: dict[tuple[str, int, str], dict] = {}  # (direction, cseq, method) -> refresh
     for m, msg, number, method in _parsed(sip):
@@ -124,6 +125,10 @@ def dialog_facts(sip: list[SipMessage]) -> dict:
                 and 200 <= msg.status < 300:
             if first_2xx is None:
                 first_2xx = (number, m.ts)
+                # where our ACK and later requests go (RFC 3261 §12.1.2): the route set, then
+                # the Contact
+                out["contact"] = msg.headers.get("Contact") or msg.headers.get("m")
+                out["record_route"] = msg.headers.get_all("Record-Route")[:5]
                 allow = msg.headers.get("Allow")
                 out["allow"] = [a.strip().upper() for a in allow.split(",")] if allow else None
                 se = msg.headers.get("Session-Expires") or msg.headers.get("x") or ""

@@ -276,6 +276,7 @@ def test_lost_ack_gives_the_long_call_verdict(calls):
     assert r.media_seconds < LONG_CALL_S
     res = judge_audio(ctx_for(site()), r, "call")
     assert res.status == "fail" and "never got our ACK" in res.summary and "Contact" in res.hint
+    assert "the 200 OK's Contact <sip:" in res.summary and ip("no_ack") in res.summary
     # a healthy call: one 2xx
     assert calls["digits"].dialog["ok_count"] == 1
 

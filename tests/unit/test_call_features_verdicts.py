@@ -92,7 +92,7 @@ def request(method: str, cseq: int, *extra: str) -> str:
 
 def test_dialog_facts_of_a_lost_ack_and_the_32s_bye():
     ok = response("200 OK", "2 INVITE", "Allow: INVITE, ACK, BYE, INFO",
-                  "Session-Expires: 1800;refresher=uac")
+                  "Contact: <sip:pbx@10.1.2.3:5060>", "Session-Expires: 1800;refresher=uac")
     sip = [msg("in", 100.0, ok), msg("out", 100.01, request("ACK", 2)),
            msg("in", 100.5, ok), msg("in", 101.5, ok), msg("in", 103.5, ok),
            msg("in", 132.0, request("BYE", 1)), msg("out", 132.01, response("200 OK", "1 BYE"))]
@@ -104,6 +104,8 @@ def test_dialog_facts_of_a_lost_ack_and_the_32s_bye():
     assert {"ack_not_received", "far_end_bye_near_32s"} <= set(r.verdicts)
     res = judge_audio(ctx(), r, "call")
     assert res.status == "fail" and "sent its 200 OK 4 times" in res.summary
+    assert "the 200 OK's Contact <sip:pbx@10.1.2.3:5060>" in res.summary
+    assert d["contact"] == "<sip:pbx@10.1.2.3:5060>" and d["record_route"] == []
     assert "32 s timeout" in res.summary and "Contact" in res.hint
 
 
