@@ -33,11 +33,11 @@ from ..media.model import (
     Thresholds,
 )
 from ..media.verdict import digits_returned
+from ..media.worker import NO_IPV6
+from ..report import CheckResult
 from ..sip.errors import SipParseError
 from ..sip.message import Response, parse
 from ..sip.sdp import parse_sdp
-from ..media.worker import NO_IPV6
-from ..report import CheckResult
 from .base import CheckContext, Target
 from .sipio import tap_for
 
@@ -240,7 +240,7 @@ def _words(v: str, r: CallResult) -> tuple[str, str]:
                 + ("" if ACK_LOST in r.verdicts else _ack_path(dlg)), _ACK_FIX)
     if v == SESSION_REFRESH_FAILED:
         codes = [f"{x['method']} by {x['by']} → {x['status']}" for x in dlg.get("in_dialog", [])
-                 if (x["status"] or 0) >= 300 and x.get("session_refresh")]
+                 if (x["status"] or 0) >= 300 and x["purpose"] == "refresh"]
         return (f"a session-timer refresh (RFC 4028) was refused ({', '.join(codes)}): the call "
                 "ends when the session expires",
                 "let in-dialog re-INVITE/UPDATE through (Contact, Record-Route, firewall), or "

@@ -33,7 +33,7 @@ PUMP_MS = 10
 
 def strip_telephone_event(sdp: str) -> str:
     """The SDP without telephone-event: its rtpmap/fmtp lines and its payload types on m=."""
-    pts = set(re.findall(r"^a=rtpmap:(\d+) telephone-event", sdp, re.M))
+    pts = set(re.findall(r"^a=rtpmap:(\d+) telephone-event", sdp, re.MULTILINE))
     if not pts:
         return sdp
     lines = []

@@ -47,14 +47,14 @@ from .model import (
     DTMF_NOT_NEGOTIATED,
     DTMF_NOT_RETURNED,
     HOLD_FAILED,
-    MEDIA_LATCHED,
-    SESSION_REFRESH_FAILED,
     JITTER_HIGH,
     LOSS_HIGH,
+    MEDIA_LATCHED,
     MOS_LOW,
     NO_AUDIO,
     ONE_WAY_AUDIO,
     PRIVATE_SDP,
+    SESSION_REFRESH_FAILED,
     VERDICTS,
     CallResult,
     SipMessage,
@@ -110,6 +110,20 @@ def bye_unanswered(sip: list[SipMessage]) -> bool:
     return bool(sent - answered)
 
 
+def _purpose(msg: Request, was_held: bool) -> str:
+    """What an in-dialog re-INVITE or UPDATE is for: "hold" (its SDP says sendonly or
+    inactive, RFC 3264 §8.4), "resume" (the next offer with SDP from the side that held),
+    "refresh" (RFC 4028 §7.4/§8.1: it carries Session-Expires), else "offer"."""
+    body = msg.body.decode("latin-1", "replace") if msg.body else ""
+    if "a=sendonly" in body or "a=inactive" in body:
+        return "hold"
+    if was_held and body:
+        return "resume"
+    if msg.headers.get("Session-Expires") or msg.headers.get("x"):
+        return "refresh"
+    return "offer"
+
+
 def dialog_facts(sip: list[SipMessage]) -> dict:
     """What the call's SIP says about the dialog: how often the 2xx to our INVITE came, who
     sent a BYE when (seconds after the first 2xx), the session timer the far end agreed to
@@ -119,7 +133,8 @@ def dialog_facts(sip: list[SipMessage]) -> dict:
     out: dict = {"ok_count": 0, "far_bye_after_s": None, "contact": None, "record_route": [],
                  "allow": None, "session_expires": None,
                  "refresher": None, "in_dialog": []}
-    requests: dict[tuple[str, int, str], dict] = {}  # (direction, cseq, method) -> refresh
+    requests: dict[tuple[str, int, str], dict] = {}  # (direction, cseq, method) -> request
+    held: dict[str, bool] = {}  # by whom: its last offer put the call on hold
     for m, msg, number, method in _parsed(sip):
         if isinstance(msg, Response) and method == "INVITE" and m.direction == "in" \
                 and 200 <= msg.status < 300:
@@ -148,13 +163,12 @@ def dialog_facts(sip: list[SipMessage]) -> dict:
             out["far_bye_after_s"] = at
         elif isinstance(msg, Request) and method in ("INVITE", "UPDATE") \
                 and number != first_2xx[0]:
-            # hold, resume or a session refresh: RFC 4028 §7.4/§8.1 put Session-Expires in
-            # a refresh
             by = "far end" if m.direction == "in" else "us"
-            timer = bool(msg.headers.get("Session-Expires") or msg.headers.get("x"))
-            refresh = {"by": by, "method": method, "at_s": at, "status": None,
-                       "session_refresh": timer}
-            requests.setdefault((m.direction, number, method), refresh)
+            key = (m.direction, number, method)
+            if key not in requests:
+                requests[key] = {"by": by, "method": method, "at_s": at, "status": None,
+                                 "purpose": _purpose(msg, held.get(by, False))}
+                held[by] = requests[key]["purpose"] == "hold"
         elif isinstance(msg, Response) and msg.status >= 200:
             asked = "out" if m.direction == "in" else "in"
             refresh = requests.get((asked, number, method))
@@ -236,7 +250,7 @@ def judge(result: CallResult, thresholds: Thresholds) -> CallResult:
     bye_at = d.get("far_bye_after_s")
     if bye_at is not None and T1_TIMEOUT_S[0] <= bye_at <= T1_TIMEOUT_S[1]:
         found.add(BYE_AT_32S)
-    if any((x["status"] or 0) >= 300 and x.get("session_refresh")
+    if any((x["status"] or 0) >= 300 and x["purpose"] == "refresh"
            for x in d.get("in_dialog", [])):
         found.add(SESSION_REFRESH_FAILED)
     if rx and (v := _audio_verdict(r.audio)):

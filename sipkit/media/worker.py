@@ -235,8 +235,8 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                     adm.getCaptureDevMedia()
                 source.startTransmit(aud)
                 aud.startTransmit(adm.getPlaybackDevMedia())
-                if self.plan and self.plan.recorder is not None:
-                    aud.startTransmit(self.plan.recorder)
+                if self.plan:
+                    self.plan.record(aud)
                 try:
                     self.tx_event_pt = self.getStreamInfo(i).audTxEventPt
                 except pj.Error:
@@ -340,8 +340,14 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             next_stats[0] = time.monotonic() + STATS_EVERY_S
 
     seconds = params.get("seconds", 3)
-    ended = lambda: "DISCONNECTED" in call.states  # noqa: E731
-    until = lambda at: pump(ended, max(0.0, media_start + at - time.monotonic()), tick)  # noqa
+
+    def ended() -> bool:
+        return "DISCONNECTED" in call.states
+
+    def until(at: float) -> bool:
+        """Pump until ``at`` seconds into the media (True: the call ended first)."""
+        return pump(ended, max(0.0, media_start + at - time.monotonic()), tick)
+
     # The tone alone first (the audio verdict is judged on it), then the digits, then hold
     # and resume at the end: after an in-call re-INVITE pjmedia may keep a raw echo's return
     # undecoded, so only RTP counters prove that media resumed.
@@ -391,7 +397,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     if not ended():
         call.hangup(pj.CallOpParam(True))
         pump(ended, 2)
-    if plan.recorder is not None:
+    if plan.started is not None:
         out["audio"] = plan.analyse()
     out["seconds_total"] = round(time.monotonic() - t0, 2)
     return _finish(state, out)
@@ -451,16 +457,15 @@ class MediaPlan:
     what it hears, analysed afterwards (sipkit.media.audio)."""
 
     def __init__(self, pj, tone_hz: float | None):
-        import tempfile
-
         self.tone = self.recorder = None
         self.marks: dict[str, float] = {}
         self.excluded: list[tuple[float, float]] = []
         self.tone_hz = tone_hz
+        self.dir = None  # made with the recording, removed after its analysis
+        self._pj = pj
+        self.started: float | None = None  # when the recording began
         if not tone_hz:
             return
-        self.dir = tempfile.mkdtemp(prefix="sipkit-call-")
-        self.path = os.path.join(self.dir, "rx.wav")
         self.tone = pj.ToneGenerator()
         self.tone.createToneGenerator()
         desc = pj.ToneDesc()
@@ -469,33 +474,51 @@ class MediaPlan:
         tones = pj.ToneDescVector()
         tones.append(desc)
         self.tone.play(tones, True)
-        self.recorder = pj.AudioMediaRecorder()
-        self.recorder.createRecorder(self.path)
-        self.started = time.monotonic()
+
+    def record(self, aud) -> None:
+        """Record what ``aud`` (the call's audio) plays, from its first media on: sample 0 is
+        then this moment, whatever the ringing took."""
+        if self.tone_hz is None:
+            return
+        if self.recorder is None and self.started is None:
+            import tempfile
+
+            self.dir = tempfile.mkdtemp(prefix="sipkit-call-")
+            self.path = os.path.join(self.dir, "rx.wav")
+            self.recorder = self._pj.AudioMediaRecorder()
+            self.recorder.createRecorder(self.path)
+            self.started = time.monotonic()
+        if self.recorder is not None:
+            aud.startTransmit(self.recorder)
 
     def mark(self, name: str, when: float) -> None:
-        if self.recorder is not None:
+        if self.started is not None:
             self.marks[name] = round(when - self.started, 3)
 
     def exclude(self, start: float, end: float) -> None:
-        if self.recorder is not None:
+        if self.started is not None:
             self.excluded.append((start - self.started, end - self.started))
 
-    def analyse(self) -> dict:
+    def cleanup(self) -> None:
         import shutil
 
-        from .audio import analyse, read_wav
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def analyse(self) -> dict:
+        from .audio import WARMUP_S, analyse, read_wav
 
         self.recorder = None  # no more frames: the call is over
         try:
             samples, rate = read_wav(self.path)
-            return analyse(samples, rate, self.tone_hz, start_s=self.marks.get("answered", 0)
-                           + 0.3, marks={k: v for k, v in self.marks.items() if k != "answered"},
+            return analyse(samples, rate, self.tone_hz,
+                           start_s=max(0.0, self.marks.get("answered", 0)) + WARMUP_S,
+                           marks={k: v for k, v in self.marks.items() if k != "answered"},
                            exclude=self.excluded)
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError) as exc:
             return {"error": f"cannot read the recording: {exc}"}
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self.cleanup()
 
 
 def _stream_stats(pj, call, idx: int) -> dict:
@@ -559,6 +582,8 @@ def _finish(state: dict, out: dict) -> dict:
             while acc.code is None and time.monotonic() < end:
                 ep.libHandleEvents(PUMP_MS)
         state["call"] = None  # drop Call before Account, Account before the Endpoint
+        if state.get("plan") is not None:
+            state["plan"].cleanup()  # a call that never got media leaves no recording behind
         state["plan"] = None
         if acc is not None:
             acc.shutdown()

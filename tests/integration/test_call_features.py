@@ -11,6 +11,7 @@ the pid, and is removed at the end, also on failure.
 from __future__ import annotations
 
 import asyncio
+import glob
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -83,11 +85,12 @@ def _alive(proc: subprocess.Popen) -> bool:
 
 
 def start_farend(tmp, name: str) -> tuple[subprocess.Popen, str]:
-    host, args = HOSTS[name]
+    args = HOSTS[name][1]
     report = str(tmp / f"{name}.jsonl")
-    proc = subprocess.Popen([sys.executable, "-m", "sipkit.lab.farend", "--ip", ip(name),
-                             "--report", report, *args], stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / f"{name}.err", "wb"), start_new_session=True)
+    with open(tmp / f"{name}.err", "wb") as err:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "sipkit.lab.farend", "--ip", ip(name),
+                                 "--report", report, *args], stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
     return proc, report
 
 
@@ -171,6 +174,7 @@ def calls(farends):
         done = await asyncio.gather(*jobs.values())
         return dict(zip(jobs, done)), time.monotonic() - t0
 
+    recordings = set(glob.glob(os.path.join(tempfile.gettempdir(), "sipkit-call-*")))
     try:
         results, wall = asyncio.run(all_calls())
         if can_nft:
@@ -179,6 +183,8 @@ def calls(farends):
         remove_table()
     results["_wall"] = wall
     results["_can_nft"] = can_nft
+    results["_recordings_left"] = set(glob.glob(os.path.join(tempfile.gettempdir(),
+                                                             "sipkit-call-*"))) - recordings
     yield results
 
 
@@ -289,6 +295,10 @@ def test_three_simultaneous_calls_pass_and_a_two_channel_far_end_shows_its_limit
     assert f["status"] == "fail" and f["details"]["connected"] == 2, f
     assert "486" in f["summary"] and "channel limit of 2" in f["summary"]
     assert "at least 3" in f["hint"]
+
+
+def test_no_recording_is_left_behind(calls):
+    assert calls["_recordings_left"] == set()
 
 
 def test_no_secret_in_results(calls):
@@ -534,6 +544,6 @@ def test_a_session_timer_refresh_from_the_far_end_is_handled(tmp_path):
     d = r.dialog
     assert (d["session_expires"], d["refresher"]) == (90, "uas"), d
     assert d["in_dialog"] == [{"by": "far end", "method": "INVITE", "status": 200,
-                               "session_refresh": True, "at_s": d["in_dialog"][0]["at_s"]}]
+                               "purpose": "refresh", "at_s": d["in_dialog"][0]["at_s"]}]
     assert 0.8 < d["in_dialog"][0]["at_s"] < 2.0
     assert "session_refresh_failed" not in r.verdicts and d["ok_count"] == 1

@@ -115,7 +115,7 @@ def test_session_refreshes_handled_and_refused():
                msg("out", 55.01, response("200 OK", "5 UPDATE"))]
     d = dialog_facts(handled)
     assert d["in_dialog"] == [{"by": "far end", "method": "UPDATE", "at_s": 45.0, "status": 200,
-                               "session_refresh": True}]
+                               "purpose": "refresh"}]
     assert d["refresher"] == "uas" and "session_refresh_failed" not in \
         judge(answered(sip=handled), T).verdicts
     refused = [msg("in", 10.0, ok), msg("out", 55.0, request("INVITE", 3, "x: 90")),
@@ -126,16 +126,26 @@ def test_session_refreshes_handled_and_refused():
     assert res.status == "fail" and "INVITE by us → 481" in res.summary
 
 
+def with_sdp(text: str, direction: str) -> str:
+    body = f"v=0\nm=audio 4000 RTP/AVP 0\na={direction}\n"
+    return text.replace("Content-Length: 0\n\n", f"Content-Length: {len(body) + 3}\n\n" + body)
+
+
 def test_a_hold_re_invite_is_no_session_refresh_and_its_2xx_no_retransmission():
+    """pjsua puts Session-Expires in every re-INVITE once timers run: the SDP tells a hold
+    and its resume from a refresh."""
     ok = response("200 OK", "1 INVITE")
-    sip = [msg("in", 0.0, ok), msg("out", 30.0, request("INVITE", 2)),
+    se = "Session-Expires: 1800"
+    sip = [msg("in", 0.0, ok), msg("out", 30.0, with_sdp(request("INVITE", 2, se), "sendonly")),
            msg("in", 30.01, response("200 OK", "2 INVITE")),
-           msg("out", 31.0, request("INVITE", 3)),
-           msg("in", 31.01, response("488 Not Acceptable Here", "3 INVITE"))]
+           msg("out", 31.0, with_sdp(request("INVITE", 3, se), "sendrecv")),
+           msg("in", 31.01, response("488 Not Acceptable Here", "3 INVITE")),
+           msg("out", 40.0, request("UPDATE", 4, se)),
+           msg("in", 40.01, response("200 OK", "4 UPDATE"))]
     r = judge(answered(sip=sip), T)
     assert r.dialog["ok_count"] == 1
-    assert [(x["status"], x["session_refresh"]) for x in r.dialog["in_dialog"]] == \
-        [(200, False), (488, False)]
+    assert [(x["status"], x["purpose"]) for x in r.dialog["in_dialog"]] == \
+        [(200, "hold"), (488, "resume"), (200, "refresh")]
     assert "session_refresh_failed" not in r.verdicts and "ack_not_received" not in r.verdicts
 
 
