@@ -604,7 +604,10 @@ def main() -> None:
     import signal
 
     # The parent's cancellation hook (sipkit.media.call.run_call): SIGTERM = hang up now.
+    # Ctrl-C in a terminal reaches the worker too (same process group): the same, not a
+    # KeyboardInterrupt that would leave the call up.
     signal.signal(signal.SIGTERM, lambda *_: _TERM.append(1))
+    signal.signal(signal.SIGINT, lambda *_: _TERM.append(1))
     hook = params.get("test_hook") or ""
     if hook == "abort":
         os.abort()  # what a pjsip assertion does to the process
