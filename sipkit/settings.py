@@ -89,8 +89,29 @@ class Normalizer(_Model):
         return v
 
 
+class NatBinding(_Model):
+    """The opt-in NAT binding test (check nat_binding): idle times to try, and its budget."""
+
+    idle_s: list[float] = [15, 30, 60, 120, 240]
+    budget_s: float = Field(default=300, gt=0, le=3600)
+    keepalive_s: float = Field(default=30, gt=0)  # the connector's keep-alive interval
+
+    @field_validator("idle_s")
+    @classmethod
+    def _growing(cls, v: list[float]) -> list[float]:
+        if not v or len(v) > 10 or any(x <= 0 for x in v) or v != sorted(v):
+            raise ValueError("must be 1 to 10 growing idle times in seconds, e.g. [15, 30, 60]")
+        return v
+
+
 class _CommonCheck(_Model):
     """The ``check:`` options every target kind has; sipkit-only, never sent to an API."""
+
+    # The outside view (README "The outside view"): a sipkit reflector on the internet.
+    reflector: str | None = None  # its API, e.g. https://reflector.example.net:8443
+    reflector_token_file: Path | None = None  # else SIPKIT_REFLECTOR_TOKEN_FILE / _TOKEN
+    reflector_ca_file: Path | None = None  # the CA of its HTTPS certificate, if private
+    nat_binding: NatBinding | None = None  # opt-in (`nat_binding: {}` for the defaults)
 
     outbound_test_number: str | None = None
     call_seconds: float = Field(default=4.0, gt=0, le=60)
@@ -114,6 +135,13 @@ class _CommonCheck(_Model):
     codec_audit: bool = False
     long_call_seconds: float | None = Field(default=None, ge=5, le=600)
     concurrent_calls: int | None = Field(default=None, ge=2, le=20)
+
+    @field_validator("reflector")
+    @classmethod
+    def _reflector(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https://[^\s/]+(/\S*)?$", v):
+            raise ValueError("must be the reflector's https:// URL")
+        return v
 
     @field_validator("source_ip")
     @classmethod
@@ -497,14 +525,18 @@ def load_site(
     data = _expand(data, "", problems, env)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    # An override replaces a field whose ${VAR} was unset; the others are reported together
+    # with every validation problem, so one unset variable does not hide the rest.
+    problems = [p for p in problems if p.field not in (overrides or {})]
+    try:
+        site: AnySite = (TrunkSite if data.get("kind") == "sip_trunk" else Site) \
+            .model_validate(data)
+    except ValidationError as err:
+        unset = {p.field for p in problems}
+        problems += [p for p in _problems_from(err) if p.field not in unset]
     if problems:
         raise SettingsError(source, problems)
-    try:
-        if data.get("kind") == "sip_trunk":
-            return TrunkSite.model_validate(data)
-        return Site.model_validate(data)
-    except ValidationError as err:
-        raise SettingsError(source, _problems_from(err)) from None
+    return site
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -89,8 +89,10 @@ def list_(agent_uuid, phone_number, status, page, per_page, all_pages, api_url, 
     from rich.table import Table
 
     t = Table("uuid", "phone_number", "extension", "registrar", "mode", "status")
-    t.columns[0].no_wrap = True
-    t.columns[3].no_wrap = True
+    t.columns[0].overflow = "fold"  # a narrow terminal folds the UUID; never cuts the number
+    t.columns[1].no_wrap = True
+    t.columns[1].min_width = 16  # "+" and up to 15 digits (E.164)
+    t.columns[3].overflow = "fold"
     for c in items:
         t.add_row(c["pbx_extension_connector_uuid"], c["phone_number"],
                   c["pbx"]["username_extension"],

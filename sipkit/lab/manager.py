@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import LabError, UsageError
 
 DEFAULT_PREFIX = "127.0.0"
 REALM = "pbx.sipkit.test"
@@ -149,6 +150,11 @@ class Lab:
         return self.directory / "lab.json"
 
     @property
+    def prefix_file(self) -> Path:
+        """Which prefix the folder's state belongs to; kept after `down` (see claim_prefix)."""
+        return self.directory / "prefix"
+
+    @property
     def site_file(self) -> Path:
         return self.directory / "site.yaml"
 
@@ -223,6 +229,7 @@ class Lab:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         comps = self.components()
+        self._claim_prefix(comps)
         running = {c.name: c for c in comps if c.alive()}
         already = sorted(running)
         self._prepare_files()
@@ -272,6 +279,36 @@ class Lab:
         if self.state_file.exists():
             self.state_file.unlink()
         return {"stopped": stopped, "killed": killed}
+
+    def _claim_prefix(self, comps: list[Component]) -> None:
+        """The folder's state names addresses of one prefix (the API database its connector
+        server, the allowed-IP list, the certificates): never start another prefix on it."""
+        before = recorded_prefix(self.directory)
+        if before not in (None, self.prefix):
+            if any(c.alive() for c in comps):  # the user's choice to fix: a usage error
+                raise UsageError(
+                    f"the lab in {self.directory} is running on {before}.x, not {self.prefix}.x: "
+                    f"stop it first (sipkit lab down --dir {self.directory}), or give this "
+                    "prefix its own folder with --dir")
+            # Stopped: forget the state that names the old addresses (the certificates are
+            # remade by their own stamp); the passwords and the token stay.
+            for stale in ("api.db", "api.db-wal", "api.db-shm", "connector/allowed_ips",
+                          "site.yaml", "site-tls.yaml", "site-ipv6.yaml", "trunk.yaml",
+                          "lab.env"):
+                (self.directory / stale).unlink(missing_ok=True)
+        self.prefix_file.write_text(self.prefix + "\n")
+
+    def env(self) -> dict[str, str]:
+        """lab.env as a dict (it is written for `source`: `export NAME=value` lines)."""
+        out = {}
+        for line in self.env_file.read_text().splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "export":
+                words = words[1:]
+            for word in words:
+                name, _, value = word.partition("=")
+                out[name] = value
+        return out
 
     def stop(self, name: str, timeout: float = 6.0) -> bool:
         """Stop one component (tests: a gateway goes down); ``up`` starts it again."""
@@ -404,9 +441,12 @@ class Lab:
             "  allow_private_registrar: true   # the lab lives on loopback\n"
             f"  ca_file: {self.ca_file}\n")
         self.trunk_file.chmod(0o600)
-        self.env_file.write_text(f"SIPKIT_API_URL={self.api_url}\n"
-                                 f"SIPKIT_API_TOKEN_FILE={self.token_file}\n"
-                                 f"SIPKIT_LAB_DIR={self.directory}\n")
+        # `export`, so a plain `source lab.env` reaches the sipkit the shell starts next.
+        q = shlex.quote
+        self.env_file.write_text("# source this file: . lab.env\n"
+                                 f"export SIPKIT_API_URL={q(self.api_url)}\n"
+                                 f"export SIPKIT_API_TOKEN_FILE={q(str(self.token_file))}\n"
+                                 f"export SIPKIT_LAB_DIR={q(str(self.directory))}\n")
 
     # -- processes --------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], endpoint: str, cwd: Path | None = None) -> Component:
@@ -533,6 +573,21 @@ def _tls_section(where: str, stem: Path) -> str:
     head = "[server:default]" if where == "default" else f"[server:{where}]"
     return (f"{head}\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
             f"private_key = {stem}.key\ncertificate = {stem}.crt\n\n")
+
+
+def recorded_prefix(directory: Path) -> str | None:
+    """The prefix a lab folder was last started with: its prefix file, else (older folders)
+    the running state or the certificates' stamp; None for a fresh folder."""
+    try:
+        return (directory / "prefix").read_text().strip() or None
+    except OSError:
+        pass
+    try:
+        return json.loads((directory / "lab.json").read_text())["prefix"]
+    except (OSError, ValueError, KeyError):
+        pass
+    stamps = sorted((directory / "certs").glob("made-for-*"), key=lambda p: p.stat().st_mtime)
+    return stamps[-1].name.removeprefix("made-for-") if stamps else None
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -30,7 +30,6 @@ from .worker import RESULT_MARK, SIP_MARK
 
 STARTUP_S = 5.0  # interpreter + pjsua2 import, on a slow machine
 TEARDOWN_S = 4.0  # after the result: hang up, un-REGISTER (≤ 2 s), destroy
-CANCEL_S = 3.0  # after SIGTERM on cancellation: CANCEL or BYE, un-REGISTER, exit
 
 
 def _with_transport(uri: str, transport: str, loose_route: bool = False) -> str:
@@ -82,23 +81,6 @@ def _sip_line(line: str, sip: list[SipMessage]) -> None:
             pass  # a cut or garbled log line is not worth failing the call for
 
 
-async def _hang_up(proc: asyncio.subprocess.Process) -> None:
-    """On cancellation (Ctrl-C): SIGTERM makes the worker hang up (CANCEL or BYE) and remove
-    its registration, so the far end keeps no half call; killed if it takes too long."""
-    if proc.returncode is None:
-        try:
-            proc.terminate()
-        except ProcessLookupError:
-            return
-        drain = asyncio.ensure_future(proc.stdout.read())  # never let it block on a full pipe
-        try:
-            await asyncio.wait_for(proc.wait(), CANCEL_S)
-        except TimeoutError:
-            pass
-        drain.cancel()
-    await _stop(proc)
-
-
 async def _stop(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         try:
@@ -106,6 +88,18 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         except ProcessLookupError:
             pass
     await proc.wait()
+
+
+async def _hang_up(proc: asyncio.subprocess.Process) -> None:
+    """Cancelled (Ctrl-C): ask the worker to end the call now (SIGTERM), and give it the time
+    to hang up and remove its registration before it is killed."""
+    if proc.returncode is not None:
+        return
+    try:
+        proc.terminate()
+        await asyncio.wait_for(asyncio.shield(proc.wait()), TEARDOWN_S + 2)
+    except (ProcessLookupError, TimeoutError, asyncio.CancelledError):
+        pass
 
 
 def _error(message: str, secrets: list[str], sip: list[SipMessage] = ()) -> CallResult:
@@ -145,11 +139,11 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
         line = None
     except (TimeoutError, asyncio.CancelledError) as exc:
         if isinstance(exc, asyncio.CancelledError):
-            await asyncio.shield(_hang_up(proc))
-            stderr.cancel()
-            raise
+            await _hang_up(proc)
         await _stop(proc)
         stderr.cancel()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
         return _error(f"the call worker did not finish in {timeout:.0f} s (killed)", secrets,
                       sip)
     # The result is out; the worker now hangs up and removes its registration. Let it

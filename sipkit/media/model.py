@@ -175,6 +175,8 @@ class CallResult(BaseModel):
     # From the call's SIP (sipkit.media.verdict.dialog_facts): 2xx retransmissions, who hung
     # up when, session timer (RFC 4028) and its refreshes, the far end's Allow
     dialog: dict | None = None
+    # packets each way so far, every half second of media: [{t_s, tx: {packets}, rx: {...}}]
+    timeline: list[dict] = Field(default_factory=list)
     error: str | None = None
     sip: list[SipMessage] = Field(default_factory=list, exclude=True)
 

@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 
@@ -39,7 +40,7 @@ PUMP_MS = 10
 # with IPv6 media aborts (pjsua_acc.c assertion) and IPv4 media cannot bind "::1" (PJ_ERESOLVE).
 NO_IPV6 = ("IPv6 test calls are not possible with this media engine: the pjsua2-python wheel is "
            "built without IPv6 media support")
-_TERM: list[int] = []  # SIGTERM seen (the parent was cancelled): hang up now, cleanly
+TIMELINE_S = 0.5  # one point of the media timeline per half second
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
 DTMF_AT_S = 0.3  # after the answer: the far end's media is up by then
 DTMF_AT = 0.45  # of the call's seconds: the digits go after the tone had its time
@@ -140,7 +141,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
 
     def pump(cond, timeout: float, tick=None) -> bool:
         end = time.monotonic() + timeout
-        while time.monotonic() < end and not _TERM:
+        while time.monotonic() < end and not STOP:
             ep.libHandleEvents(PUMP_MS)
             if tick:
                 tick()
@@ -305,11 +306,11 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         return _finish(state, out)
     done = pump(lambda: "CONFIRMED" in call.states or "DISCONNECTED" in call.states,
                 params.get("setup_timeout", 10))
-    if _TERM:
+    if STOP:
         out["error"] = "cancelled"
         if "DISCONNECTED" not in call.states:
             call.hangup(pj.CallOpParam(True))  # CANCEL before the answer, BYE after it
-            _TERM.clear()  # pump again, for the CANCEL's or BYE's answer
+            STOP.clear()  # pump again, for the CANCEL's or BYE's answer
             pump(lambda: "DISCONNECTED" in call.states, 1.5)
         return _finish(state, out)
     out["code"], out["reason"] = call.code or None, call.reason or None
@@ -333,11 +334,18 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         os.abort()  # a pjsip assertion in mid-call, for the tests
     media_start = time.monotonic()
     next_stats = [media_start]
+    timeline: list[dict] = []  # packets each way so far, every TIMELINE_S (the --html chart)
 
     def tick():
-        if time.monotonic() >= next_stats[0]:
+        now = time.monotonic()
+        if now >= next_stats[0]:
             call.snapshot()
-            next_stats[0] = time.monotonic() + STATS_EVERY_S
+            next_stats[0] = now + STATS_EVERY_S
+            if call.stats and (not timeline or now - media_start - timeline[-1]["t_s"]
+                               >= TIMELINE_S):
+                timeline.append({"t_s": round(now - media_start, 2),
+                                 "tx": {"packets": call.stats["tx"]["packets"]},
+                                 "rx": {"packets": call.stats["rx"]["packets"]}})
 
     seconds = params.get("seconds", 3)
 
@@ -359,7 +367,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     hold: dict = {}
     before_hold: dict = {}
     for at, what in sorted(steps):
-        if until(at) or ended() or _TERM:
+        if until(at) or ended() or STOP:
             break
         now = time.monotonic()
         if what == "dtmf":
@@ -374,11 +382,12 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         elif what == "resume":
             hold.update(_hold(pj, call, pump, ended, tick, resume=True))
             plan.mark("resumed", time.monotonic())
-    if not ended() and not _TERM:
+    if not ended() and not STOP:
         until(seconds)
-    if _TERM:
+    if STOP:
         out["error"] = "cancelled"
-        _TERM.clear()  # from here on pump again: the BYE, the un-REGISTER
+        STOP.clear()  # from here on pump again: the BYE, the un-REGISTER
+    out["timeline"] = timeline
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
     out["ended_by"] = "remote" if ended() else "local"
     call.snapshot()
@@ -593,7 +602,14 @@ def _finish(state: dict, out: dict) -> dict:
         os._exit(0)
 
 
+STOP: list[int] = []  # SIGTERM from the parent (Ctrl-C there): end the call now, cleanly
+
+
 def main() -> None:
+    # The terminal's Ctrl-C reaches the whole process group: the parent decides, and asks for
+    # a clean stop with SIGTERM (pump() returns, the call hangs up, _finish un-registers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: STOP.append(1))
     try:
         params = json.loads(sys.stdin.read())
         if not isinstance(params, dict) or not params.get("target") or not params.get("local_ip"):
@@ -601,13 +617,6 @@ def main() -> None:
     except ValueError as exc:
         _emit({"status": "error", "error": f"bad worker input: {exc}", "verdicts": []})
         os._exit(2)
-    import signal
-
-    # The parent's cancellation hook (sipkit.media.call.run_call): SIGTERM = hang up now.
-    # Ctrl-C in a terminal reaches the worker too (same process group): the same, not a
-    # KeyboardInterrupt that would leave the call up.
-    signal.signal(signal.SIGTERM, lambda *_: _TERM.append(1))
-    signal.signal(signal.SIGINT, lambda *_: _TERM.append(1))
     hook = params.get("test_hook") or ""
     if hook == "abort":
         os.abort()  # what a pjsip assertion does to the process

@@ -548,37 +548,3 @@ def test_a_session_timer_refresh_from_the_far_end_is_handled(tmp_path):
     assert 0.8 < d["in_dialog"][0]["at_s"] < 2.0
     assert "session_refresh_failed" not in r.verdicts and d["ok_count"] == 1
 
-
-def test_ctrl_c_reaching_the_worker_hangs_up_too(farends):
-    """Ctrl-C in a terminal signals the whole process group: a worker that gets SIGINT hangs
-    up (BYE) and reports instead of dying with a KeyboardInterrupt."""
-    report = farends["echo"]
-    before = len(events(report, "call"))
-
-    async def interrupt_mid_call():
-        task = asyncio.ensure_future(run_call(P("echo", seconds=20, dtmf=None)))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            if any(e["state"] == "CONFIRMED" for e in events(report, "call")[before:]):
-                break
-        workers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-                   if _is_our_worker(pid)]
-        assert len(workers) == 1, workers
-        os.kill(workers[0], signal.SIGINT)
-        return await asyncio.wait_for(task, 8)
-
-    r = asyncio.run(interrupt_mid_call())
-    assert r.status == "answered" and r.error == "cancelled" and r.ended_by == "local", r
-    assert r.media_seconds < 10 and any(m.data.startswith("BYE ") for m in r.sip)
-
-
-def _is_our_worker(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read()
-        with open(f"/proc/{pid}/stat") as f:
-            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return False
-    return ppid == os.getpid() and b"sipkit.media.worker" in cmd

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 
 
 def lab_env(lab) -> dict:
-    return dict(line.split("=", 1) for line in lab.env_file.read_text().split())
+    return lab.env()
 
 
 def delete_all_connectors(lab, run_sipkit):
