@@ -338,72 +338,74 @@ def test_cancelling_a_call_hangs_up_cleanly(farends):
     assert "CONFIRMED" in states and "DISCONNECTED" in states, states
 
 
-INBAND_ONLY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="in-band DTMF only: no telephone-event, INFO refused">
-  <recv request="INVITE" crlf="true"/>
-  <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]inband[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port]>
-      Allow: INVITE, ACK, BYE, CANCEL
-      Content-Type: application/sdp
-      Content-Length: [len]
-
+def pcmu_sdp(version: int) -> str:
+    """A PCMU-only SDP (no telephone-event) for the SIPp far ends below."""
+    return f"""
       v=0
-      o=inband 1 1 IN IP[local_ip_type] [local_ip]
+      o=farend 1 {version} IN IP[local_ip_type] [local_ip]
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
       m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+      a=rtpmap:0 PCMU/8000"""
+
+
+def sipp_reply(status: str, *headers: str, sdp: str = "", tag: str = "") -> str:
+    """A SIPp <send> of a response to the last request (its Via, From, To, Call-ID, CSeq)."""
+    body = ("Content-Type: application/sdp\n      Content-Length: [len]\n" + sdp if sdp
+            else "Content-Length: 0")
+    extra = "".join(f"      {h}\n" for h in headers)
+    retrans = ' retrans="500"' if sdp else ""
+    return f"""  <send{retrans}><![CDATA[
+      SIP/2.0 {status}
+      [last_Via:]
+      [last_From:]
+      [last_To:]{tag}
+      [last_Call-ID:]
+      [last_CSeq:]
+{extra}      {body}
   ]]></send>
-  <recv request="ACK" crlf="true"/>
+"""
+
+
+ALLOW = "Allow: INVITE, ACK, BYE, CANCEL"
+INBAND_ONLY_UAS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="in-band DTMF only: no telephone-event, INFO refused">
+  <recv request="INVITE" crlf="true"/>
+{sipp_reply("200 OK", "Contact: <sip:[local_ip]:[local_port]>", ALLOW, sdp=pcmu_sdp(1),
+            tag=";tag=[pid]inband[call_number]")}  <recv request="ACK" crlf="true"/>
   <label id="incall"/>
   <recv request="INFO" optional="true" next="info"/>
   <recv request="BYE"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
-  <nop next="end"/>
+{sipp_reply("200 OK")}  <nop next="end"/>
   <label id="info"/>
-  <send><![CDATA[
-      SIP/2.0 405 Method Not Allowed
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Allow: INVITE, ACK, BYE, CANCEL
-      Content-Length: 0
-  ]]></send>
-  <nop next="incall"/>
+{sipp_reply("405 Method Not Allowed", ALLOW)}  <nop next="incall"/>
   <label id="end"/>
 </scenario>
 """
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (Debian package sip-tester)")
-def test_inband_only_far_end_is_told_apart(tmp_path):
+needs_sipp = pytest.mark.skipif(shutil.which("sipp") is None,
+                                reason="needs SIPp (Debian package sip-tester)")
+
+
+def call_sipp(tmp_path, host: int, scenario: str, **kw):
+    """One call to a SIPp far end (with RTP echo) running ``scenario`` on .``host``."""
     from tests.integration.test_media import start_uas, stop
 
-    addr = f"{PREFIX}.82"
-    pid = start_uas(tmp_path, addr, echo=True, scenario=INBAND_ONLY_UAS)
+    addr = f"{PREFIX}.{host}"
+    pid = start_uas(tmp_path, addr, echo=True, scenario=scenario)
     try:
-        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{addr}:5060", local_ip=LOCAL,
-                                            seconds=2, dtmf="159#", tone_hz=1004.0)))
+        return asyncio.run(run_call(CallParams(target=f"sip:echo@{addr}:5060", local_ip=LOCAL,
+                                               **kw)))
     finally:
         stop(pid)
+
+
+@needs_sipp
+def test_inband_only_far_end_is_told_apart(tmp_path):
+    r = call_sipp(tmp_path, 82, INBAND_ONLY_UAS, seconds=2, dtmf="159#", tone_hz=1004.0)
     assert r.status == "answered" and not r.dtmf["telephone_event"], r
     # the digits went out as SIP INFO (no telephone-event to carry them), which it refused
     assert r.dtmf["method"] == "sip_info" and r.dtmf["info_codes"], r.dtmf
@@ -447,7 +449,7 @@ def test_call_check_json_through_the_lab_pbx(lab, run_sipkit, tmp_path):
     assert with_extras == plain  # the extra calls do not REGISTER (a PBX authenticates INVITEs)
 
 
-SESSION_TIMER_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+SESSION_TIMER_UAS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="session timer: Session-Expires 90 refresher=uas, a refresh re-INVITE at 1 s">
   <recv request="INVITE" crlf="true" rrs="true">
@@ -455,30 +457,9 @@ SESSION_TIMER_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
     </action>
   </recv>
-  <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]st[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port]>
-      Allow: INVITE, ACK, BYE, CANCEL, UPDATE
-      Supported: timer
-      Require: timer
-      Session-Expires: 90;refresher=uas
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=st 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-  ]]></send>
-  <recv request="ACK" crlf="true"/>
+{sipp_reply("200 OK", "Contact: <sip:[local_ip]:[local_port]>", ALLOW + ", UPDATE",
+            "Supported: timer", "Require: timer", "Session-Expires: 90;refresher=uas",
+            sdp=pcmu_sdp(1), tag=";tag=[pid]st[call_number]")}  <recv request="ACK" crlf="true"/>
   <pause milliseconds="1000"/>
   <send retrans="500"><![CDATA[
       INVITE [next_url] SIP/2.0
@@ -494,14 +475,7 @@ SESSION_TIMER_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Session-Expires: 90;refresher=uas
       Content-Type: application/sdp
       Content-Length: [len]
-
-      v=0
-      o=st 1 2 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+{pcmu_sdp(2)}
   ]]></send>
   <recv response="200"/>
   <send><![CDATA[
@@ -516,30 +490,13 @@ SESSION_TIMER_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Length: 0
   ]]></send>
   <recv request="BYE"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
-</scenario>
+{sipp_reply("200 OK")}</scenario>
 """
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (Debian package sip-tester)")
+@needs_sipp
 def test_a_session_timer_refresh_from_the_far_end_is_handled(tmp_path):
-    from tests.integration.test_media import start_uas, stop
-
-    addr = f"{PREFIX}.83"
-    pid = start_uas(tmp_path, addr, echo=True, scenario=SESSION_TIMER_UAS)
-    try:
-        r = asyncio.run(run_call(CallParams(target=f"sip:echo@{addr}:5060", local_ip=LOCAL,
-                                            seconds=2.5)))
-    finally:
-        stop(pid)
+    r = call_sipp(tmp_path, 83, SESSION_TIMER_UAS, seconds=2.5)
     assert r.status == "answered" and r.two_way_audio, r
     d = r.dialog
     assert (d["session_expires"], d["refresher"]) == (90, "uas"), d
