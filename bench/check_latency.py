@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sipkit.lab.manager import Lab  # noqa: E402
+from sipkit.lab.manager import Lab
 
 
 def timed(argv: list[str], runs: int, ok=(0,), env=None) -> list[float]:

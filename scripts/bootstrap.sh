@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: the --html report is checked in headless Chromium (tests/integration/test_html_report.py)
-APT_PACKAGES=(kamailio kamailio-tls-modules sip-tester sipsak openssl iproute2 nftables tshark make chromium)
+# prometheus-blackbox-exporter, apache2-utils (ab): bench/exporter_bench.py's peer and load
+APT_PACKAGES=(kamailio kamailio-tls-modules sip-tester sipsak openssl iproute2 nftables tshark make chromium prometheus-blackbox-exporter apache2-utils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

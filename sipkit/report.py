@@ -56,6 +56,9 @@ class Report(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     # With `check --create`: what was done in the Mihu API (no secrets), or why nothing was.
     provisioning: dict[str, Any] | None = None
+    # The PBX as sipkit recognised it (sipkit.pbx.fingerprint): brand, product, version,
+    # confidence, evidence, and how many requests this run sent it. None: nothing answered.
+    pbx: dict[str, Any] | None = None
 
     def finish(self, duration_ms: float) -> Report:
         self.duration_ms = round(duration_ms, 1)

@@ -126,6 +126,16 @@ class _CommonCheck(_Model):
     ca_file: Path | None = None
     nameserver: str | None = None
     source_ip: str | None = None
+    # The test calls (sipkit.checks.calls): DTMF not negotiated is a FAIL or a WARN ("auto":
+    # FAIL on the inbound call, whose caller's key presses the agent must hear; WARN on the
+    # outbound one); "off" sends no digits. Hold/resume re-INVITEs in the call; opt-in: a
+    # single-codec call per codec, a long call (e.g. 40 s: the 32 s ACK timeout), N
+    # simultaneous calls.
+    dtmf: Literal["auto", "required", "optional", "off"] = "auto"
+    hold_resume: bool = True
+    codec_audit: bool = False
+    long_call_seconds: float | None = Field(default=None, ge=5, le=600)
+    concurrent_calls: int | None = Field(default=None, ge=2, le=20)
 
     @field_validator("reflector")
     @classmethod

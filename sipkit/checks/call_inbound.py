@@ -10,7 +10,16 @@ from ..media.model import CallParams
 from ..net.addresses import uri_host
 from ..report import CheckResult
 from .base import CheckContext
-from .calls import budget, ipv6_skip, judge_audio, local_ip_towards, place, tls_params
+from .calls import (
+    budget,
+    call_features,
+    extra_calls,
+    ipv6_skip,
+    judge_audio,
+    local_ip_towards,
+    place,
+    tls_params,
+)
 from .cloud import connector_server
 
 ID = "call_inbound"
@@ -35,12 +44,14 @@ async def run(ctx: CheckContext) -> CheckResult:
                                                         else "")
     params = CallParams(target=uri, transport=t.transport, local_ip=local_ip_towards(ctx, t.ip),
                         from_uri=f"sip:{site.username_extension}@{uri_host(site.registrar_server)}",
-                        seconds=site.check.call_seconds,
-                        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx))
+                        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx),
+                        **call_features(site))
     r = await place(ctx, params, t.ip)
     details = {"target": uri}
     if r.status == "answered":
-        return judge_audio(ctx, r, f"call to {site.phone_number} at {t.hostport}", **details)
+        extra = await extra_calls(ctx, params, t.ip)
+        return judge_audio(ctx, r, f"call to {site.phone_number} at {t.hostport}",
+                           dtmf_role="inbound", extra_findings=extra, **details)
     if r.status == "rejected" and r.code == 403:
         from ..mihu.lookup import connector_exists
 

@@ -13,8 +13,12 @@ from ..normalize import normalize
 from ..report import CheckResult
 from .base import CheckContext
 from .calls import (
+    AUDIT_CODECS,
     budget,
+    call_features,
     call_target,
+    codec_audit,
+    extra_calls,
     ipv6_skip,
     judge_audio,
     local_ip_towards,
@@ -55,15 +59,26 @@ async def run(ctx: CheckContext) -> CheckResult:
         local_ip=local_ip_towards(ctx, t.ip),
         from_uri=f"sip:{site.username_extension}@{uri_host(site.registrar_server)}",
         registrar=f"sip:{t.hostport}{tp}", username=site.digest_username,
-        password=site.digest_password.get_secret_value(), seconds=site.check.call_seconds,
-        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx))
+        password=site.digest_password.get_secret_value(),
+        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx),
+        **call_features(site))
     r = await place(ctx, params, t.ip)
     details = {"number": number, "raw_number": raw, "target": params.target}
     shown = f"{raw} → {number}" if number != raw else number
     if r.status == "answered":
-        return judge_audio(ctx, r, f"the PBX connected {shown}", **details)
+        extra = await extra_calls(ctx, params, t.ip)
+        return judge_audio(ctx, r, f"the PBX connected {shown}", dtmf_role="outbound",
+                           extra_findings=extra, **details)
+    if r.status == "rejected" and r.code == 488 and site.check.codec_audit:
+        audit = await codec_audit(ctx, params, t.ip)
+        return ctx.result(audit["status"], f"the PBX rejected {shown} with 488 "
+                          f"{r.reason}; {audit['summary']}", audit.get("hint"),
+                          call=r.model_dump(), codec_audit=audit["details"], **details)
     if r.status == "rejected":
         meaning = MEANING.get(r.code or 0, "the PBX refused the call")
+        if r.code == 488:
+            meaning += (" with this side (set check.codec_audit: true to see which of "
+                        f"{', '.join(AUDIT_CODECS)} it takes)")
         return ctx.result("fail", f"the PBX rejected {shown} with {r.code} {r.reason}: "
                           f"{meaning}", "fix the connector's normalizer so numbers reach the "
                           "PBX in the form its dial plan expects (`sipkit normalize --explain`)"

@@ -22,6 +22,7 @@ COMMANDS = {
     "probe": ("sipkit.cli.probe", "probe", "Periodic health probes (Prometheus, Nagios, JSON lines)."),
     "nagios": ("sipkit.cli.nagios", "nagios", "One probe as a Nagios/Icinga plugin (-H host -p port -w/-c)."),
     "analyze": ("sipkit.cli.analyze", "analyze", "Diagnose a SIP capture (pcap)."),
+    "pbx-config": ("sipkit.cli.pbx_config", "pbx_config", "What to set on the PBX for this connector (pjsip block or menu steps)."),
     "reflector": ("sipkit.cli.reflector", "reflector", "The outside view: see a site's PBX from the internet."),
     "lab": ("sipkit.cli.lab", "lab", "The local SIP lab: a real PBX, connector server and API sandbox."),
 }

@@ -65,7 +65,7 @@ def _module(config, module_name, prober, transport, timeout, username, auth_user
             password_env, password_file, insecure, ca_file, source_ip):
     """The probe module: from probes.yaml (--config/--module) or from the flags."""
     from ..errors import SettingsError
-    from ..probe.config import Module, load_config
+    from ..probe.config import SECTIONS, Module, load_config
 
     if config is not None:
         if not module_name:
@@ -85,8 +85,11 @@ def _module(config, module_name, prober, transport, timeout, username, auth_user
               "insecure": insecure, "ca_file": ca_file, "source_ip": source_ip}
     if timeout:
         fields["timeout"] = timeout
+    own = SECTIONS[prober].model_fields  # each prober's section takes its own fields only
+    section = {k: v for k, v in fields.items() if v is not None and k in own}
+    top = {k: fields[k] for k in ("timeout",) if k in fields}
     try:
-        return Module.model_validate({k: v for k, v in fields.items() if v is not None})
+        return Module.model_validate({"prober": prober, prober: section, **top})
     except ValueError as exc:
         errors = getattr(exc, "errors", lambda: [])()
         unknown("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
@@ -97,16 +100,17 @@ def _credentials_problem(module) -> str | None:
     """Credentials a register probe needs but cannot have: a configuration problem."""
     if module.prober != "register":
         return None
-    if not module.username:
+    sec = module.section
+    if not sec.username:
         return "register needs --username (the extension)"
-    if module.password_file is not None:
-        if module.password() is None:
-            return f"password_file {module.password_file} cannot be read"
+    if sec.password_file is not None:
+        if sec.password() is None:
+            return f"password_file {sec.password_file} cannot be read"
         return None
-    if not module.password_env:
+    if not sec.password_env:
         return "register needs --password-env VAR (or --password-file)"
-    if module.password() is None:
-        return f"password_env {module.password_env} is not set in the environment"
+    if sec.password() is None:
+        return f"password_env {sec.password_env} is not set in the environment"
     return None
 
 
@@ -160,9 +164,10 @@ def run_module(module, name: str, target: str, warn=None, crit=None) -> int:
 
     days = module.prober == "tls"
     if days and warn is None:  # the module's own thresholds when no -w is given
-        warn = threshold(str(module.warn_days), "warn_days", True)
-    if not days and warn is None and module.warn_rtt_ms:
-        warn = threshold(str(module.warn_rtt_ms / 1000), "warn_rtt_ms", False)
+        warn = threshold(str(module.section.warn_days), "warn_days", True)
+    warn_rtt = getattr(module.section, "warn_rtt", None)  # seconds (probes.yaml: 150ms)
+    if not days and warn is None and warn_rtt:
+        warn = threshold(str(warn_rtt), "warn_rtt", False)
     problem = _credentials_problem(module)
     if problem:
         unknown(f"{problem} (a configuration problem, not the server)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,28 @@ _config = click.option("-c", "--config", "config_path", required=True,
 NAGIOS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
+class DurationType(click.ParamType):
+    """Seconds, written as in probes.yaml: 90, 1.5, 500ms, 5s, 1m30s (at least ``low``)."""
+
+    name = "duration"
+
+    def __init__(self, low: float = 0.1):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        from ..probe.config import parse_duration
+
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds < self.low:
+            self.fail(f"{value!r} is under {self.low} s", param, ctx)
+        return seconds
+
+
 @click.group()
 def probe() -> None:
     """Periodic SIP health probes for many PBX endpoints."""
@@ -24,26 +45,48 @@ def probe() -> None:
 @probe.command()
 @_config
 @click.option("--listen", default="127.0.0.1:9116", show_default=True, metavar="IP:PORT")
-@click.option("--timeout", type=float, default=10.0, show_default=True,
+@click.option("--timeout", type=DurationType(), default="10s", show_default=True,
               help="Probe budget when Prometheus sends no scrape timeout header.")
 def serve(config_path, listen, timeout):
     """Prometheus exporter: GET /probe?module=NAME&target=HOST[:PORT] and /metrics."""
+    import asyncio
+    import signal
+
     from ..probe.config import load_config
-    from ..probe.exporter import Exporter, make_server
+    from ..probe.exporter import Exporter
+    from ..probe.exporter import serve as serve_forever
 
     config = load_config(config_path)
     host, _, port = listen.rpartition(":")
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit() and 0 <= int(port) < 65536 and host):
         raise click.BadParameter("must be IP:PORT", param_hint="--listen")
-    server = make_server(Exporter(config, timeout), host.strip("[]"), int(port))
-    click.echo(f"sipkit exporter on http://{listen}/probe (modules: "
-               f"{', '.join(config.modules)})", err=True)
+
+    def ready(bound: int) -> None:
+        click.echo(f"sipkit exporter on http://{host}:{bound}/probe (modules: "
+                   f"{', '.join(config.modules)})", err=True)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await serve_forever(Exporter(config, timeout), host.strip("[]"), int(port), ready)
+        except asyncio.CancelledError:
+            pass
+
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        _run_loop(main())
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc.strerror}") from None
+
+
+def _run_loop(coro):
+    """asyncio.run on the standard loop. Not uvloop: libuv stops polling a socket that
+    reports an error, and the fleet's socket reports every ICMP refusal (IP_RECVERR)."""
+    import asyncio
+
+    return asyncio.run(coro)
 
 
 def _nagios(config, module_name: str, target: str) -> int:
@@ -55,19 +98,23 @@ def _nagios(config, module_name: str, target: str) -> int:
     if module is None:
         click.echo(f"SIP UNKNOWN - unknown module {module_name!r}")
         return 3
-    res = asyncio.run(run_probe(module_name, module, target))
+    res = asyncio.run(run_probe(module_name, module, target, config=config))
     code = 0 if res.success else 2
-    if res.success and res.tls_days_left is not None and res.tls_days_left < module.warn_days:
+    warn_days = getattr(module.section, "warn_days", 0)
+    warn_rtt = getattr(module.section, "warn_rtt", None)
+    if res.success and res.tls_days_left is not None and res.tls_days_left < warn_days:
         code, res.reason = 1, f"certificate expires in {res.tls_days_left} days"
-    if res.success and module.warn_rtt_ms and res.rtt_s and res.rtt_s * 1000 > module.warn_rtt_ms:
-        code, res.reason = 1, f"RTT {res.rtt_s * 1000:.0f} ms over {module.warn_rtt_ms:.0f} ms"
+    if res.success and warn_rtt and res.rtt_s and res.rtt_s > warn_rtt:
+        code, res.reason = 1, f"RTT {res.rtt_s * 1000:.0f} ms over {warn_rtt * 1000:.0f} ms"
     perf = [f"time={res.duration_s:.6f}s;;;0"]
     if res.rtt_s is not None:
-        perf.append(f"rtt={res.rtt_s:.6f}s;{(module.warn_rtt_ms or 0) / 1000 or ''};;0")
+        perf.append(f"rtt={res.rtt_s:.6f}s;{warn_rtt or ''};;0")
     if res.status_code is not None:
         perf.append(f"status={res.status_code}")
     if res.tls_days_left is not None:
-        perf.append(f"cert_days={res.tls_days_left};{module.warn_days};0;")
+        perf.append(f"cert_days={res.tls_days_left};{warn_days};0;")
+    if res.mos is not None:
+        perf.append(f"mos={res.mos};{module.section.min_mos};;1;4.5")
     click.echo(f"SIP {NAGIOS[code]} - {target} {module_name}: {res.reason} | {' '.join(perf)}")
     return code
 
@@ -77,22 +124,26 @@ def _nagios(config, module_name: str, target: str) -> int:
 @click.option("-t", "--targets", "targets_path", type=click.Path(dir_okay=False, path_type=Path),
               help="targets.yaml: target + module (+ labels) per entry.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per probe on stdout.")
-@click.option("--interval", type=click.FloatRange(0.1), help="Repeat every S seconds.")
+@click.option("--interval", type=DurationType(), help="Repeat every S seconds (60, 1m, 30s).")
 @click.option("--count", type=click.IntRange(1), help="With --interval: stop after N rounds.")
 @click.option("--concurrency", type=click.IntRange(1, 10000), default=200, show_default=True)
 @click.option("--rate", type=click.FloatRange(0.1), default=2000.0, show_default=True,
               help="Probes per second, all targets together.")
 @click.option("--per-target-rate", type=click.FloatRange(0.01), default=5.0, show_default=True,
               help="Probes per second to one target at most.")
-@click.option("--deadline", type=click.FloatRange(0.1), help="Seconds for one round at most.")
+@click.option("--deadline", type=DurationType(), help="One round at most this long (12, 2m).")
 @click.option("--nagios", is_flag=True, help="One probe, Nagios output and exit code 0/1/2/3.")
 @click.option("--module", "module_name", help="With --nagios: the module.")
 @click.option("--target", help="With --nagios: the target.")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Processes probing shares of the targets (one output stream); --rate and "
+                   "--concurrency are split between them.")
+@click.option("--shard", hidden=True, help="Internal: this helper's share, K/N.")
 def run(config_path, targets_path, as_json, interval, count, concurrency, rate, per_target_rate,
-        deadline, nagios, module_name, target):
+        deadline, nagios, module_name, target, workers, shard):
     """Probe a target list (JSON lines and a summary), or one target in Nagios mode."""
     from ..errors import SipkitError
-    from ..probe.config import load_config, load_targets
+    from ..probe.config import load_config
 
     ctx = click.get_current_context()
     if nagios:
@@ -108,33 +159,113 @@ def run(config_path, targets_path, as_json, interval, count, concurrency, rate, 
     if not targets_path:
         raise click.UsageError("give --targets targets.yaml (or --nagios --module --target)")
     config = load_config(config_path)
-    targets = load_targets(targets_path, config)
-
-    import asyncio
 
     from ..probe.runner import run_targets
+    from ..probe.targets import TargetReader
 
-    def emit(res, t) -> None:
-        if as_json:
-            sys.stdout.write(json.dumps({"ts": round(time.time(), 3), **res.as_dict(),
-                                         "labels": t.labels}) + "\n")
-        elif not res.success:
-            click.echo(f"FAIL {res.target:<28} {res.module:<14} {res.reason}")
+    out = sys.stdout.buffer
+    buf: list[bytes] = []
+    try:
+        from orjson import dumps as json_bytes
+    except ImportError:  # the standard library does the same, slower
+        import json
+
+        def json_bytes(obj) -> bytes:
+            return json.dumps(obj, ensure_ascii=False).encode()
+
+    if as_json:
+        dumps = json_bytes
+
+        wall = time.time
+
+        def emit(res: dict, labels: dict) -> None:
+            res["ts"] = round(wall(), 3)
+            res["labels"] = labels
+            buf.append(dumps(res))
+            if len(buf) >= 256:  # one write per batch, not per line
+                flush()
+    else:
+        def emit(res: dict, labels: dict) -> None:
+            if not res["success"]:
+                buf.append(f"FAIL {res['target']:<28} {res['module']:<14} {res['reason']}"
+                           .encode())
+
+    def flush() -> None:
+        if buf:
+            out.write(b"\n".join(buf) + b"\n")
+            buf.clear()
+
+    import gc
+
+    # Every probe makes a few short-lived objects and no cycles: collect rarely, and never
+    # walk what start-up loaded (the collector's passes cost more than a probe).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    by_target = per_target_rate < 1e5  # per-target pacing: a target stays in one process
+    if shard:
+        k, n = (int(x) for x in shard.split("/"))
+        reader = TargetReader(targets_path, config, shard=(k, n), by_target=by_target)
+        summary = _run_loop(run_targets(config, reader, concurrency=concurrency, rate=rate,
+                                        per_target_rate=per_target_rate, deadline=deadline,
+                                        sink=emit))
+        flush()
+        out.write(b'{"_sipkit_shard_summary":' + json_bytes(summary.state()) + b"}\n")
+        out.flush()
+        ctx.exit(0)
+    if workers > 1 and interval:
+        raise click.UsageError("--workers runs one round: leave out --interval")
+
+    def forward(line: bytes) -> None:
+        buf.append(line)
+        if len(buf) >= 256:
+            flush()
+
+    async def one_round(reader, helpers):
+        collect = asyncio.ensure_future(helpers.collect(forward)) if helpers else None
+        try:
+            summary = await run_targets(config, reader, concurrency=max(1, concurrency // workers),
+                                        rate=rate / workers, per_target_rate=per_target_rate,
+                                        deadline=deadline, sink=emit)
+            if collect is not None:
+                codes = await collect
+                for state in helpers.summaries:
+                    summary.merge(state)
+                if max(codes, default=0) >= 2:
+                    raise click.exceptions.Exit(max(codes))
+            return summary
+        finally:
+            if helpers:
+                helpers.stop()
+
+    import asyncio
 
     rounds = 0
     failed_any = False
     while True:
         rounds += 1
         t0 = time.monotonic()
-        summary = asyncio.run(run_targets(config, targets, concurrency=concurrency, rate=rate,
-                                          per_target_rate=per_target_rate, deadline=deadline,
-                                          on_result=emit))
-        sys.stdout.flush()
+        helpers = None
+        if workers > 1:
+            from ..probe.workers import Helpers
+
+            base = ["-c", str(config_path), "-t", str(targets_path), "--concurrency",
+                    str(max(1, concurrency // workers)), "--rate", str(rate / workers),
+                    "--per-target-rate", str(per_target_rate)] + (
+                ["--json"] if as_json else []) + (["--deadline", str(deadline)] if deadline
+                                                   else [])
+            helpers = Helpers(base, workers)
+        reader = TargetReader(targets_path, config, shard=(0, workers), by_target=by_target)
+        try:
+            summary = _run_loop(one_round(reader, helpers))
+        finally:  # what was probed is written, also when a bad entry ends the round
+            flush()
+            out.flush()
         s = summary.as_dict()
         failed_any = failed_any or s["failure"] > 0
         click.echo(f"round {rounds}: {s['success']}/{s['probes']} ok, {s['failure']} failed, "
-                   f"{s['skipped_deadline']} skipped (deadline) in {s['seconds']} s; "
-                   f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms"
+                   f"{s['skipped_deadline']} skipped (deadline) in {s['seconds']} s "
+                   f"({s['probes_per_second']}/s); p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms"
                    + (f"; reasons: {s['failure_reasons']}" if s["failure_reasons"] else ""),
                    err=as_json)
         if not interval or (count and rounds >= count):

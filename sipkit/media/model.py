@@ -24,7 +24,19 @@ LOSS_HIGH = "loss_high"
 JITTER_HIGH = "jitter_high"
 MOS_LOW = "mos_low"
 BYE_UNANSWERED = "bye_unanswered"  # our BYE got no final answer: the far end may keep the call
-VERDICTS = (NO_AUDIO, ONE_WAY_AUDIO, PRIVATE_SDP, LOSS_HIGH, JITTER_HIGH, MOS_LOW, BYE_UNANSWERED)
+# What the call checks add (sipkit.media.verdict says when each applies)
+ACK_LOST = "ack_not_received"  # the far end kept retransmitting its 2xx: our ACK never got there
+BYE_AT_32S = "far_end_bye_near_32s"  # the far end hung up ~64·T1 after its 2xx
+SESSION_REFRESH_FAILED = "session_refresh_failed"  # an RFC 4028 refresh was refused
+AUDIO_SILENT = "audio_silent"  # RTP arrives but carries silence
+AUDIO_NOT_SIGNAL = "audio_not_our_signal"  # RTP carries sound, but not the tone we sent
+MEDIA_LATCHED = "rtp_source_differs_from_sdp"  # RTP comes from elsewhere than the SDP says
+DTMF_NOT_NEGOTIATED = "dtmf_not_negotiated"  # no telephone-event in the answer
+DTMF_NOT_RETURNED = "dtmf_not_returned"  # the echo returns audio, not the RFC 4733 digits
+HOLD_FAILED = "hold_resume_failed"  # a hold or resume re-INVITE failed or media did not resume
+VERDICTS = (NO_AUDIO, ONE_WAY_AUDIO, ACK_LOST, BYE_AT_32S, SESSION_REFRESH_FAILED, AUDIO_SILENT,
+            AUDIO_NOT_SIGNAL, HOLD_FAILED, DTMF_NOT_NEGOTIATED, DTMF_NOT_RETURNED, PRIVATE_SDP,
+            MEDIA_LATCHED, LOSS_HIGH, JITTER_HIGH, MOS_LOW, BYE_UNANSWERED)
 
 
 class Thresholds(BaseModel):
@@ -64,10 +76,14 @@ class CallParams(BaseModel):
     proxy: str | None = None  # outbound proxy (sent as a loose route, ;lr)
     verify_tls: bool = True
     ca_file: str | None = None
-    seconds: float = Field(default=3.0, gt=0, le=60)  # media time after the answer
+    seconds: float = Field(default=3.0, gt=0, le=600)  # media time after the answer
     setup_timeout: float = Field(default=10.0, gt=0, le=120)  # to the final answer
     codecs: list[str] = Field(default_factory=list)  # preference, e.g. ["PCMA", "PCMU"]
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    # What the call does besides sending silence (all off by default: a plain call)
+    tone_hz: float | None = Field(default=None, gt=100, lt=3400)  # send it, analyse the return
+    dtmf: str | None = Field(default=None, pattern=r"^[0-9*#A-D]{1,16}$")  # digits to send
+    hold: bool = False  # re-INVITE to sendonly at 80 % of ``seconds``, back at 90 %
     # tests only: "abort" | "abort_after_answer" (die like a pjsip assertion), "hang",
     # "tx_drop_pct=N" (pjmedia drops N % of what we send: simulated loss)
     test_hook: str | None = Field(default=None, repr=False)
@@ -149,6 +165,16 @@ class CallResult(BaseModel):
     mos_inputs: dict | None = None  # one-way delay, loss and codec that went into it
     one_way_missing: Literal["rx", "tx"] | None = None  # with one_way_audio
     verdicts: list[str] = Field(default_factory=list)  # see VERDICTS
+    # With CallParams.dtmf: sent, method ("rfc4733" | "sip_info" | None), error,
+    # telephone_event (negotiated), received [{digit, method, ms}], info_codes
+    dtmf: dict | None = None
+    # With CallParams.tone_hz: sipkit.media.audio.analyse of what came back
+    audio: dict | None = None
+    # With CallParams.hold: hold_ok/_code/_state, resume_ok/..., rx_at_hold/_resume, rx_end
+    hold: dict | None = None
+    # From the call's SIP (sipkit.media.verdict.dialog_facts): 2xx retransmissions, who hung
+    # up when, session timer (RFC 4028) and its refreshes, the far end's Allow
+    dialog: dict | None = None
     # packets each way so far, every half second of media: [{t_s, tx: {packets}, rx: {...}}]
     timeline: list[dict] = Field(default_factory=list)
     error: str | None = None

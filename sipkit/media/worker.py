@@ -42,6 +42,11 @@ NO_IPV6 = ("IPv6 test calls are not possible with this media engine: the pjsua2-
            "built without IPv6 media support")
 TIMELINE_S = 0.5  # one point of the media timeline per half second
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
+DTMF_AT_S = 0.3  # after the answer: the far end's media is up by then
+DTMF_AT = 0.45  # of the call's seconds: the digits go after the tone had its time
+DIGIT_S = 0.2  # pjsua's 160 ms event + the gap between digits
+HOLD_AT = (0.8, 0.9)  # of the call's seconds: hold, then resume
+HOLD_WAIT_S = 3.0  # for a hold or resume re-INVITE to complete
 
 
 def _emit(result: dict) -> None:
@@ -78,7 +83,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         os._exit(0)
     ep = pj.Endpoint()
     ep.libCreate()
-    state = {"ep": ep, "acc": None, "call": None}
+    state = {"ep": ep, "acc": None, "call": None, "plan": None}
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0  # no pjsua worker thread: we pump, callbacks run here
     cfg.uaConfig.mainThreadOnly = True  # with threadCnt 0: any callback is queued to us
@@ -159,11 +164,17 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             self.started = time.monotonic()
             self.states: list[str] = []
             self.code = self.reason = None
-            self.first_1xx = self.answered = None
+            self.first_1xx = self.answered = self.answered_at_mono = None
             self.heard_peer = False  # a SIP response came from the network (not pjsip itself)
             self.peer = None  # "ip:port" that response came from
             self.stats: dict = {}
             self.media_idx = None
+            self.media_status = None  # pjsua's view of the audio: "active", "local_hold", ...
+            self.digits: list[dict] = []  # DTMF received: digit, method, ms after the answer
+            self.info_codes: list[int] = []  # final answers to our SIP INFO (DTMF)
+            self.reinvite_codes: list[int] = []  # final answers to our re-INVITEs (hold)
+            self.tx_event_pt = -1  # telephone-event payload type we send with; -1: none
+            self.plan = None  # a MediaPlan: the tone, the recorder
 
         def _saw(self, e) -> None:
             """Note a SIP response that came from the network (not pjsip's own 408/503)."""
@@ -186,20 +197,51 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                 self.code, self.reason = ci.lastStatusCode, ci.lastReason
             if ci.stateText in ("CONNECTING", "CONFIRMED") and self.answered is None:
                 self.answered = _ms(self.started)
+                self.answered_at_mono = time.monotonic()
 
         def onCallTsxState(self, prm):
             # Provisional responses (100 Trying included) of the INVITE transaction.
             self._saw(prm.e)
+            e = prm.e
+            if e.type != pj.PJSIP_EVENT_TSX_STATE or self.answered is None:
+                return
+            body = e.body.tsxState
+            tsx = body.tsx
+            # a final answer to a request of ours, as it arrives (not the later TERMINATED)
+            if (tsx.role == pj.PJSIP_ROLE_UAC and body.type == pj.PJSIP_EVENT_RX_MSG
+                    and tsx.statusCode >= 200):
+                codes = {"INFO": self.info_codes, "INVITE": self.reinvite_codes}.get(tsx.method)
+                if codes is not None and len(codes) < 32:
+                    codes.append(tsx.statusCode)
+
+        def onDtmfDigit(self, prm):
+            method = "sip_info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
+            if len(self.digits) < 64:
+                self.digits.append({"digit": prm.digit, "method": method,
+                                    "ms": _ms(self.answered_at_mono or self.started)})
 
         def onCallMediaState(self, prm):
             ci = self.getInfo()
             for i, mi in enumerate(ci.media):
-                if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    self.media_idx = i
-                    aud = self.getAudioMedia(i)
-                    adm = ep.audDevManager()
-                    adm.getCaptureDevMedia().startTransmit(aud)
-                    aud.startTransmit(adm.getPlaybackDevMedia())
+                if mi.type != pj.PJMEDIA_TYPE_AUDIO:
+                    continue
+                self.media_status = _MEDIA_STATUS.get(mi.status, str(mi.status))
+                if mi.status not in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+                                     pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                    continue
+                self.media_idx = i
+                aud = self.getAudioMedia(i)  # after a re-INVITE: possibly a new bridge port
+                adm = ep.audDevManager()
+                source = self.plan.tone if self.plan and self.plan.tone else \
+                    adm.getCaptureDevMedia()
+                source.startTransmit(aud)
+                aud.startTransmit(adm.getPlaybackDevMedia())
+                if self.plan:
+                    self.plan.record(aud)
+                try:
+                    self.tx_event_pt = self.getStreamInfo(i).audTxEventPt
+                except pj.Error:
+                    pass
 
         def onStreamDestroyed(self, prm):
             self.snapshot()
@@ -254,6 +296,9 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
 
     call = TestCall(acc)
     state["call"] = call
+    plan = MediaPlan(pj, params.get("tone_hz"))
+    state["plan"] = plan  # the tone and recorder outlive the call, die before libDestroy
+    call.plan = plan
     try:
         call.makeCall(params["target"], pj.CallOpParam(True))
     except pj.Error as exc:  # e.g. PJ_ERESOLVE: raised synchronously (lab.md §4)
@@ -261,6 +306,13 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         return _finish(state, out)
     done = pump(lambda: "CONFIRMED" in call.states or "DISCONNECTED" in call.states,
                 params.get("setup_timeout", 10))
+    if STOP:
+        out["error"] = "cancelled"
+        if "DISCONNECTED" not in call.states:
+            call.hangup(pj.CallOpParam(True))  # CANCEL before the answer, BYE after it
+            STOP.clear()  # pump again, for the CANCEL's or BYE's answer
+            pump(lambda: "DISCONNECTED" in call.states, 1.5)
+        return _finish(state, out)
     out["code"], out["reason"] = call.code or None, call.reason or None
     out["provisional_ms"] = call.first_1xx
     out["answer_ms"] = call.answered
@@ -277,6 +329,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         return _finish(state, out)
 
     out["status"] = "answered"
+    plan.mark("answered", time.monotonic())
     if params.get("test_hook") == "abort_after_answer":
         os.abort()  # a pjsip assertion in mid-call, for the tests
     media_start = time.monotonic()
@@ -294,19 +347,187 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                                  "tx": {"packets": call.stats["tx"]["packets"]},
                                  "rx": {"packets": call.stats["rx"]["packets"]}})
 
-    pump(lambda: "DISCONNECTED" in call.states, params.get("seconds", 3), tick)
+    seconds = params.get("seconds", 3)
+
+    def ended() -> bool:
+        return "DISCONNECTED" in call.states
+
+    def until(at: float) -> bool:
+        """Pump until ``at`` seconds into the media (True: the call ended first)."""
+        return pump(ended, max(0.0, media_start + at - time.monotonic()), tick)
+
+    # The tone alone first (the audio verdict is judged on it), then the digits, then hold
+    # and resume at the end: after an in-call re-INVITE pjmedia may keep a raw echo's return
+    # undecoded, so only RTP counters prove that media resumed.
+    steps = []  # (at seconds, what)
+    if params.get("dtmf"):
+        steps.append((max(DTMF_AT_S, DTMF_AT * seconds), "dtmf"))
+    if params.get("hold"):
+        steps += [(HOLD_AT[0] * seconds, "hold"), (HOLD_AT[1] * seconds, "resume")]
+    hold: dict = {}
+    before_hold: dict = {}
+    for at, what in sorted(steps):
+        if until(at) or ended() or STOP:
+            break
+        now = time.monotonic()
+        if what == "dtmf":
+            out["dtmf"] = _send_dtmf(pj, call, params["dtmf"])
+            # events replace audio while they last (~200 ms a digit), then the echo's delay
+            plan.exclude(now, now + DIGIT_S * len(params["dtmf"]) + 0.3)
+        elif what == "hold":
+            call.snapshot()
+            before_hold = dict(call.stats)  # the call's figures: the hold restarts the stream
+            hold.update(_hold(pj, call, pump, ended, tick, resume=False))
+            plan.exclude(now, now + 3600)
+        elif what == "resume":
+            hold.update(_hold(pj, call, pump, ended, tick, resume=True))
+            plan.mark("resumed", time.monotonic())
+    if not ended() and not STOP:
+        until(seconds)
+    if STOP:
+        out["error"] = "cancelled"
+        STOP.clear()  # from here on pump again: the BYE, the un-REGISTER
     out["timeline"] = timeline
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
-    out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
+    out["ended_by"] = "remote" if ended() else "local"
     call.snapshot()
-    out.update(call.stats)
+    out.update(before_hold or call.stats)
+    if hold:
+        hold["rx_end"] = call.stats.get("rx", {}).get("packets", 0)
+        out["hold"] = hold
+    if params.get("dtmf"):
+        out.setdefault("dtmf", {"sent": "", "method": None, "error": "the call ended first"})
+    if params.get("dtmf") or call.digits:
+        out.setdefault("dtmf", {})
+        out["dtmf"].update(received=call.digits, info_codes=call.info_codes,
+                           telephone_event=call.tx_event_pt >= 0)
     if not call.stats:
         out["error"] = "the call was answered but no audio stream was set up"
-    if "DISCONNECTED" not in call.states:
+    if not ended():
         call.hangup(pj.CallOpParam(True))
-        pump(lambda: "DISCONNECTED" in call.states, 2)
+        pump(ended, 2)
+    if plan.started is not None:
+        out["audio"] = plan.analyse()
     out["seconds_total"] = round(time.monotonic() - t0, 2)
     return _finish(state, out)
+
+
+def _send_dtmf(pj, call, digits: str) -> dict:
+    """RFC 4733 events when telephone-event was negotiated, else SIP INFO
+    (application/dtmf-relay); which one is the finding."""
+    out = {"sent": digits, "method": None, "error": None}
+    for method, name in ((pj.PJSUA_DTMF_METHOD_RFC2833, "rfc4733"),
+                         (pj.PJSUA_DTMF_METHOD_SIP_INFO, "sip_info")):
+        if name == "rfc4733" and call.tx_event_pt < 0:
+            continue  # pjmedia would refuse: the answer has no telephone-event
+        prm = pj.CallSendDtmfParam()
+        prm.digits, prm.method = digits, method
+        try:
+            call.sendDtmf(prm)
+        except pj.Error as exc:
+            out["error"] = exc.reason
+            continue
+        out["method"], out["error"] = name, None
+        break
+    return out
+
+
+def _hold(pj, call, pump, ended, tick, resume: bool) -> dict:
+    """A re-INVITE to sendonly (RFC 3264 §8.4; pjsua's default hold) or back to sendrecv;
+    wait until pjsua's media state says it took."""
+    key = "resume" if resume else "hold"
+    rx = call.stats.get("rx", {}).get("packets", 0)
+    prm = pj.CallOpParam(True)
+    try:
+        if resume:
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            call.reinvite(prm)
+        else:
+            call.setHold(prm)
+    except pj.Error as exc:
+        return {f"{key}_ok": False, f"{key}_error": exc.reason, f"rx_at_{key}": rx}
+    want = "active" if resume else "local_hold"
+    t, sent = time.monotonic(), len(call.reinvite_codes)
+    pump(lambda: ended() or len(call.reinvite_codes) > sent, HOLD_WAIT_S, tick)
+    pump(lambda: ended() or call.media_status == want, 0.5, tick)  # media update after the 2xx
+    code = call.reinvite_codes[sent] if len(call.reinvite_codes) > sent else None
+    call.snapshot()
+    return {f"{key}_ok": code is not None and 200 <= code < 300 and call.media_status == want
+            and not ended(), f"{key}_code": code, f"{key}_ms": _ms(t),
+            f"{key}_state": call.media_status,
+            f"rx_at_{key}": call.stats.get("rx", {}).get("packets", 0)}
+
+
+_MEDIA_STATUS = {0: "none", 1: "active", 2: "local_hold", 3: "remote_hold", 4: "error"}
+
+
+class MediaPlan:
+    """What the call sends instead of the null device's silence (a tone), and the recorder of
+    what it hears, analysed afterwards (sipkit.media.audio)."""
+
+    def __init__(self, pj, tone_hz: float | None):
+        self.tone = self.recorder = None
+        self.marks: dict[str, float] = {}
+        self.excluded: list[tuple[float, float]] = []
+        self.tone_hz = tone_hz
+        self.dir = None  # made with the recording, removed after its analysis
+        self._pj = pj
+        self.started: float | None = None  # when the recording began
+        if not tone_hz:
+            return
+        self.tone = pj.ToneGenerator()
+        self.tone.createToneGenerator()
+        desc = pj.ToneDesc()
+        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = int(tone_hz), 0, 1000, 0
+        desc.volume = 0  # pjmedia's default amplitude
+        tones = pj.ToneDescVector()
+        tones.append(desc)
+        self.tone.play(tones, True)
+
+    def record(self, aud) -> None:
+        """Record what ``aud`` (the call's audio) plays, from its first media on: sample 0 is
+        then this moment, whatever the ringing took."""
+        if self.tone_hz is None:
+            return
+        if self.recorder is None and self.started is None:
+            import tempfile
+
+            self.dir = tempfile.mkdtemp(prefix="sipkit-call-")
+            self.path = os.path.join(self.dir, "rx.wav")
+            self.recorder = self._pj.AudioMediaRecorder()
+            self.recorder.createRecorder(self.path)
+            self.started = time.monotonic()
+        if self.recorder is not None:
+            aud.startTransmit(self.recorder)
+
+    def mark(self, name: str, when: float) -> None:
+        if self.started is not None:
+            self.marks[name] = round(when - self.started, 3)
+
+    def exclude(self, start: float, end: float) -> None:
+        if self.started is not None:
+            self.excluded.append((start - self.started, end - self.started))
+
+    def cleanup(self) -> None:
+        import shutil
+
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def analyse(self) -> dict:
+        from .audio import WARMUP_S, analyse, read_wav
+
+        self.recorder = None  # no more frames: the call is over
+        try:
+            samples, rate = read_wav(self.path)
+            return analyse(samples, rate, self.tone_hz,
+                           start_s=max(0.0, self.marks.get("answered", 0)) + WARMUP_S,
+                           marks={k: v for k, v in self.marks.items() if k != "answered"},
+                           exclude=self.excluded)
+        except (OSError, ValueError) as exc:
+            return {"error": f"cannot read the recording: {exc}"}
+        finally:
+            self.cleanup()
 
 
 def _stream_stats(pj, call, idx: int) -> dict:
@@ -370,6 +591,9 @@ def _finish(state: dict, out: dict) -> dict:
             while acc.code is None and time.monotonic() < end:
                 ep.libHandleEvents(PUMP_MS)
         state["call"] = None  # drop Call before Account, Account before the Endpoint
+        if state.get("plan") is not None:
+            state["plan"].cleanup()  # a call that never got media leaves no recording behind
+        state["plan"] = None
         if acc is not None:
             acc.shutdown()
         state["acc"] = None

@@ -2,7 +2,13 @@
 
 Same SIP code as everywhere (``sip.builder`` builds a template once, ``sip.message.parse``
 reads every answer); what differs is the I/O: one unconnected socket with large buffers,
-answers matched to probes by Via branch, RFC 3261 timer E retransmissions from ``call_later``.
+answers matched to probes by Via branch, RFC 3261 timer E retransmissions (the rule of
+``sip.transaction.next_interval``: doubling to T2, T2 after a 1xx) from one ticker.
+
+Per probe the cost is one send, one receive, a dict entry and two deque entries: timers are
+deques per interval (entries of one interval are due in the order they were queued), checked
+by one ticker every ``TICK`` seconds, so no timer handle, future or task is made per probe.
+Callers get a callback (``send``) or, one probe at a time, an awaitable (``options``).
 
 ICMP errors: an unconnected socket is told nothing of them unless ``IP_RECVERR`` is set
 (ip(7)); with it, Linux queues each error with the datagram that caused it, so a refused port
@@ -14,17 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import operator
 import re
 import secrets
 import socket
 import struct
 import time
+from collections import deque
 
 from .. import __version__
 from ..net.addresses import hostport, uri_host
 from ..sip.builder import build_request
 from ..sip.errors import SipParseError
 from ..sip.message import Response, parse, peek_response
+from ..sip.transaction import next_interval
 
 BUFFER = 8 * 1024 * 1024
 # Linux values; Python names them from 3.12 on
@@ -33,6 +42,10 @@ RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)
 ICMP_WORDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "host unreachable",
               errno.ENETUNREACH: "network unreachable"}
 _BRANCH = re.compile(rb"branch=(z9hG4bK[0-9a-f]+)")
+_SLOTS = re.compile(rb"TARGETHOST|z9hG4bKBRANCHBRANCHBRANCH|CALLIDCALLIDCALLIDCALLID")
+
+
+TICK = 0.005
 
 
 class UdpFleet:
@@ -40,16 +53,23 @@ class UdpFleet:
         """One socket bound to ``local_ip``; "::" (or any IPv6 address) probes IPv6 targets."""
         self.local_ip = local_ip
         self.family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
-        self.pending: dict[str, tuple[asyncio.Future, float]] = {}
+        # branch -> [callback, context, started, data, addr, interval, proceeding, t2]
+        self.pending: dict[str, list] = {}
         self.sock: socket.socket | None = None
         self.sent = self.retransmits = self.garbage = self.icmp_errors = 0
         self.recverr = False
-        self._template: bytes | None = None
+        self.after = None  # called after each batch of answers or timers (the runner's pump)
+        self._retx: dict[float, deque] = {}  # interval -> deque[(due, branch)]
+        self._expiry: dict[float, deque] = {}  # timeout -> deque[(deadline, branch)]
+        self._ticker: asyncio.TimerHandle | None = None
+        self._fmt, self._pick = b"", None
+        self._hosts: dict[tuple, bytes] = {}
         self._prefix = secrets.token_hex(6)
         self._counter = 0
 
     async def start(self) -> UdpFleet:
         loop = asyncio.get_running_loop()
+        self._loop = loop
         sock = socket.socket(self.family, socket.SOCK_DGRAM)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
@@ -68,35 +88,52 @@ class UdpFleet:
         # transport reads one datagram per loop iteration, which caps the rate.
         loop.add_reader(sock.fileno(), self._drain)
         lip, lport = sock.getsockname()[:2]
-        # Built once with the real builder; per probe only the branch and Call-ID change.
+        # Built once with the real builder; per probe only the branch, Call-ID and target
+        # change, joined from the template's parts in their order.
         req = build_request("OPTIONS", "sip:TARGETHOST", from_uri=f"sip:sipkit@{uri_host(lip)}",
                             to_uri="sip:TARGETHOST", call_id="CALLIDCALLIDCALLIDCALLID",
                             cseq=1, via_host=lip, via_port=lport, transport="UDP",
                             branch="z9hG4bKBRANCHBRANCHBRANCH", from_tag="sipkitfleet",
                             user_agent=f"sipkit/{__version__}")
-        self._template = req.to_bytes()
+        # bytes %-formatting of the template: the fastest join there is
+        raw = req.to_bytes().replace(b"%", b"%%")
+        slot = {b"TARGETHOST": 0, b"z9hG4bKBRANCHBRANCHBRANCH": 1, b"CALLIDCALLIDCALLIDCALLID": 2}
+        order = [slot[m.group(0)] for m in _SLOTS.finditer(raw)]
+        pick = operator.itemgetter(*order)  # (host, branch, call-id) -> the template's order
+        self._pick = pick if len(order) > 1 else (lambda values: (pick(values),))
+        self._fmt = _SLOTS.sub(b"%b", raw)
         return self
 
     def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         if self.sock is not None:
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        for entry in list(self.pending.values()):
+            entry[0](entry[1], None, "closed", None)
+        self.pending.clear()
 
+    # ------------------------------------------------------------------ receive
     def _drain(self) -> None:
         recv = self.sock.recv
-        for i in range(1024):  # bounded, so one busy socket cannot starve the loop
+        answer = self._answer
+        for i in range(2048):  # bounded, so one busy socket cannot starve the loop
             try:
                 data = recv(65535)
             except (BlockingIOError, InterruptedError):
                 if i == 0 and self.recverr:
                     self._errors()  # woken with nothing to read: an error is queued
-                return
+                break
             except OSError:  # an ICMP error: with IP_RECVERR its datagram is queued too
                 if self.recverr:
                     self._errors()
                 continue
-            self._answer(data)
+            answer(data)
+        if self.after is not None:
+            self.after()
 
     def _errors(self) -> None:
         """Drain the error queue: each entry is (our datagram, sock_extended_err)."""
@@ -111,8 +148,9 @@ class UdpFleet:
                          if (level, kind) == RECVERR[self.family] and len(blob) >= 4), None)
             m = _BRANCH.search(data)
             entry = self.pending.pop(m.group(1).decode(), None) if m and code else None
-            if entry is not None and not entry[0].done():
-                entry[0].set_result(ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code)))
+            if entry is not None:
+                entry[0](entry[1], None, ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code)),
+                         None)
 
     def _answer(self, data: bytes) -> None:
         head = peek_response(data)
@@ -128,12 +166,16 @@ class UdpFleet:
             head = (msg.status, msg.reason, via.branch or "")
         status, reason, branch = head
         if status < 200:
+            entry = self.pending.get(branch)
+            if entry is not None:
+                entry[6] = True  # Proceeding: Timer E now fires every T2 (§17.1.2.2)
             return
         entry = self.pending.pop(branch, None)
-        if entry is not None and not entry[0].done():
-            entry[0].set_result((status, reason, time.monotonic() - entry[1]))
+        if entry is not None:
+            entry[0](entry[1], (status, reason), None, time.monotonic() - entry[2])
 
-    def _send(self, data: bytes, addr: tuple) -> None:
+    # ------------------------------------------------------------------ send and timers
+    def _sendto(self, data: bytes, addr: tuple) -> None:
         for _ in range(2):
             try:
                 self.sock.sendto(data, addr)
@@ -145,49 +187,76 @@ class UdpFleet:
                     continue
             return
 
-    async def options(self, ip: str, port: int, timeout: float = 2.0, t1: float = 0.5,
-                      t2: float = 4.0) -> tuple[tuple[int, str] | str | None, float | None, int]:
-        """((status, reason), or an ICMP error such as "refused", or None on timeout;
-        RTT seconds; sends)."""
-        loop = asyncio.get_running_loop()
+    def send(self, ip: str, port: int, timeout: float, t1: float, t2: float,
+             callback, context, now: float | None = None) -> None:
+        """Send one OPTIONS; later ``callback(context, (status, reason) | None, error | None,
+        rtt | None)`` exactly once: an answer, or error "timeout" / an ICMP word."""
         self._counter += 1
-        token = f"{self._prefix}{self._counter:x}"  # unique per fleet; cheaper than urandom
+        token = f"{self._prefix}{self._counter:x}"  # unique per fleet; no urandom per probe
         branch = "z9hG4bK" + token
-        host = hostport(ip, port).encode()
-        data = (self._template.replace(b"z9hG4bKBRANCHBRANCHBRANCH", branch.encode())
-                .replace(b"CALLIDCALLIDCALLIDCALLID", token.encode())
-                .replace(b"TARGETHOST", host))
-        fut = loop.create_future()
-        started = time.monotonic()
-        self.pending[branch] = (fut, started)
-        sends = 0
-        handle = None
-        deadline = started + timeout
-
-        def tick(interval: float) -> None:
-            # One timer per probe does both jobs: RFC 3261 §17.1.2.2 timer E (T1, doubling,
-            # capped at T2) and the overall timeout.
-            nonlocal sends, handle
-            if fut.done():
-                return
+        host = self._hosts.get((ip, port))
+        if host is None:
+            if len(self._hosts) > 4096:
+                self._hosts.clear()
+            host = self._hosts[(ip, port)] = hostport(ip, port).encode()
+        data = self._fmt % self._pick((host, branch.encode(), token.encode()))
+        if now is None:
             now = time.monotonic()
-            if now >= deadline:
-                fut.set_result(None)
-                return
-            self._send(data, (ip, port))
-            sends += 1
-            self.sent += 1
-            if sends > 1:
-                self.retransmits += 1
-            handle = loop.call_later(min(interval, deadline - now), tick, min(2 * interval, t2))
-
-        tick(t1)
+        addr = (ip, port)
+        self.pending[branch] = [callback, context, now, data, addr, t1, False, t2]
         try:
-            got = await fut
-        finally:
-            self.pending.pop(branch, None)
-            if handle is not None:
-                handle.cancel()
-        if got is None or isinstance(got, str):
-            return got, None, sends
-        return (got[0], got[1]), got[2], sends
+            self.sock.sendto(data, addr)
+        except OSError:
+            self._sendto(data, addr)  # an ICMP error of another probe surfaced here: again
+        self.sent += 1
+        if t1 < timeout:
+            q = self._retx.get(t1)
+            if q is None:
+                q = self._retx[t1] = deque()
+            q.append((now + t1, branch))
+        q = self._expiry.get(timeout)
+        if q is None:
+            q = self._expiry[timeout] = deque()
+        q.append((now + timeout, branch))
+        if self._ticker is None:
+            self._ticker = self._loop.call_later(TICK, self._tick)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        pending = self.pending
+        for q in self._expiry.values():
+            while q and q[0][0] <= now:
+                entry = pending.pop(q.popleft()[1], None)
+                if entry is not None:
+                    entry[0](entry[1], None, "timeout", None)
+        for interval, q in list(self._retx.items()):
+            while q and q[0][0] <= now:
+                branch = q.popleft()[1]
+                entry = pending.get(branch)
+                if entry is None:
+                    continue
+                self._sendto(entry[3], entry[4])
+                self.sent += 1
+                self.retransmits += 1
+                nxt = entry[5] = next_interval(interval, proceeding=entry[6], t2=entry[7])
+                nq = self._retx.get(nxt)
+                if nq is None:
+                    nq = self._retx[nxt] = deque()
+                nq.append((now + nxt, branch))
+        self._ticker = (self._loop.call_later(TICK, self._tick) if pending else None)
+        if self.after is not None:
+            self.after()
+
+    async def options(self, ip: str, port: int, timeout: float = 2.0, t1: float = 0.5,
+                      t2: float = 4.0) -> tuple[tuple[int, str] | str | None, float | None]:
+        """One probe as an awaitable: ((status, reason), or an ICMP error such as "refused",
+        or None on timeout; RTT seconds)."""
+        fut = self._loop.create_future()
+
+        def done(_ctx, resp, error, rtt) -> None:
+            if not fut.done():
+                fut.set_result((resp if error is None else
+                                (None if error == "timeout" else error), rtt))
+
+        self.send(ip, port, timeout, t1, t2, done, None)
+        return await fut

@@ -1,28 +1,38 @@
-"""Prometheus text for one probe, from a fresh registry per request (blackbox_exporter style)."""
+"""Prometheus text for one probe (blackbox_exporter style: only this probe's series).
+
+Written directly in the text exposition format (version 0.0.4) rather than through a fresh
+``prometheus_client`` registry per scrape, which cost more than the probe itself. The metric
+set is the prober's own (``probers.PROBERS[kind].metrics``) after the common two.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from .probers import PROBERS, ProbeResult
 
-from .probers import ProbeResult
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_COMMON = (("sip_probe_success", "1 if the probe succeeded", "success"),
+           ("sip_probe_duration_seconds", "How long the probe took", "duration_s"))
 
 
-def render(res: ProbeResult) -> bytes:
-    reg = CollectorRegistry()
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
-    def gauge(name: str, doc: str, value) -> None:
+
+def _number(value) -> str:
+    if value is True or value is False:
+        return "1" if value else "0"
+    return repr(float(value))
+
+
+def render(res: ProbeResult, prober: str) -> bytes:
+    out = []
+    for name, doc, attr in _COMMON + PROBERS[prober].metrics:
+        value = getattr(res, attr)
         if value is not None:
-            Gauge(name, doc, registry=reg).set(float(value))
-
-    gauge("sip_probe_success", "1 if the probe succeeded", 1 if res.success else 0)
-    gauge("sip_probe_duration_seconds", "How long the probe took", res.duration_s)
-    gauge("sip_probe_status_code", "Final SIP status code of the probe's request", res.status_code)
-    gauge("sip_probe_rtt_seconds", "Request to first response", res.rtt_s)
-    gauge("sip_probe_dns_lookup_seconds", "Time spent resolving the target", res.dns_lookup_s)
-    gauge("sip_probe_tls_cert_not_after", "Certificate expiry, Unix time", res.tls_not_after)
-    gauge("sip_probe_tls_cert_days_left", "Days until the certificate expires", res.tls_days_left)
-    gauge("sip_probe_register_expires_seconds", "Registration lifetime the registrar granted",
-          res.register_expires_s)
-    gauge("sip_probe_register_backoff_seconds", "Seconds until the next authenticated attempt "
-          "is allowed (lockout safety)", res.backoff_s)
-    return generate_latest(reg)
+            out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n{name} {_number(value)}\n")
+    if res.reason:
+        # why, for the alert's description (one series per probe: a fresh label set is fine)
+        out.append("# HELP sip_probe_info The probe's outcome in words\n"
+                   "# TYPE sip_probe_info gauge\n"
+                   f'sip_probe_info{{reason="{_label(res.reason[:200])}"}} 1\n')
+    return "".join(out).encode()

@@ -111,6 +111,10 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     if report.options.get("interrupted"):
         console.print(Text("interrupted (Ctrl-C): only the checks that finished are listed",
                            style="yellow"))
+    if report.pbx:  # the fingerprint (sipkit.pbx), one line
+        console.print(Text(f"PBX: {report.pbx.get('label')} (confidence "
+                           f"{report.pbx.get('confidence', 0):.2f}; "
+                           f"{report.pbx.get('requests_sent', 0)} requests sent)", style="dim"))
     if report.options.get("insecure"):
         console.print(Text("TLS verification is OFF (--insecure): certificate problems are "
                            "reported but do not fail", style="yellow"))

@@ -38,6 +38,13 @@ class Terminated:
 Action = Send | Deliver | Timeout | Terminated
 
 
+def next_interval(interval: float, *, proceeding: bool, t2: float) -> float:
+    """RFC 3261 §17.1.2.2 Timer E, the one rule every sender here follows (this state machine
+    for the asyncio transports, and the fleet's shared socket): the interval doubles up to
+    T2 while Trying; once a provisional answer came (Proceeding) it is T2."""
+    return t2 if proceeding else min(2 * interval, t2)
+
+
 class NonInviteClientTransaction:
     def __init__(self, data: bytes, *, reliable: bool, t1: float = 0.5, t2: float = 4.0,
                  t4: float = 5.0, timer_f: float | None = None):
@@ -99,9 +106,8 @@ class NonInviteClientTransaction:
             self._k = None
             return [Terminated()]
         if self._e is not None and now >= self._e:
-            # §17.1.2.2: doubling up to T2 while trying; every T2 once proceeding.
-            self._interval = self.t2 if self.state == "proceeding" else min(2 * self._interval,
-                                                                             self.t2)
+            self._interval = next_interval(self._interval, t2=self.t2,
+                                           proceeding=self.state == "proceeding")
             self._e = now + self._interval
             out.append(Send(self.data))
         return out

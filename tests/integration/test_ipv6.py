@@ -76,7 +76,7 @@ def test_wrong_password_over_ipv6_is_one_attempt(lab, run_sipkit):
 
 
 def test_probes_over_ipv6(lab):
-    from sipkit.probe.config import ProbeConfig, Target
+    from sipkit.probe.config import ProbeConfig
     from sipkit.probe.probers import run_probe
     from sipkit.probe.runner import run_targets
 
@@ -84,12 +84,11 @@ def test_probes_over_ipv6(lab):
         {"modules": {"udp": {"prober": "options", "transport": "udp", "timeout": 1}}})
     live, closed = f"[::1]:{lab.pbx_port6}", f"[::1]:{lab.pbx_port6 + 1}"
     results: list = []
-    asyncio.run(run_targets(cfg, [Target(target=live, module="udp"),
-                                  Target(target=closed, module="udp")],
-                            on_result=lambda r, _t: results.append(r)))
-    by = {r.target: r for r in results}
-    assert by[live].success and by[live].status_code == 200
-    assert by[closed].reason == "refused" and by[closed].duration_s < 0.5
+    asyncio.run(run_targets(cfg, [(live, "udp", {}), (closed, "udp", {})],
+                            sink=lambda r, _labels: results.append(r)))
+    by = {r["target"]: r for r in results}
+    assert by[live]["success"] and by[live]["status_code"] == 200
+    assert by[closed]["reason"] == "refused" and by[closed]["duration_s"] < 0.5
     one = asyncio.run(run_probe("udp", cfg.modules["udp"], live))  # the exporter's path
     assert one.success and one.status_code == 200
 

@@ -193,12 +193,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def start_uas(workdir, ip: str, echo: bool) -> int:
+def start_uas(workdir, ip: str, echo: bool, scenario: str = SCENARIO) -> int:
     """SIPp in the background (-bg: it exits 99 and prints PID=[N]); returns N when ready."""
     scen = workdir / "uas_media.xml"
-    scen.write_text(SCENARIO)
+    scen.write_text(scenario)
     argv = ["sipp", "-sf", str(scen), "-i", ip, "-p", "5060", "-mi", ip, "-mp", "6000",
-            "-aa", "-ci", ip, "-cp", "8888", "-bg", "-nostdin", "-set", "pw", PASSWORD]
+            "-aa", "-ci", ip, "-cp", "8888", "-bg", "-nostdin"]
+    if 'variables="pw"' in scenario:  # the REGISTER branch's password
+        argv += ["-set", "pw", PASSWORD]
     if echo:
         argv.insert(argv.index("-aa"), "-rtp_echo")
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=workdir, timeout=10)

@@ -122,3 +122,11 @@ def test_bad_timers():
         NonInviteClientTransaction(b"x", reliable=False, t1=0)
     with pytest.raises(ValueError):
         NonInviteClientTransaction(b"x", reliable=False, t1=1, t2=0.5)
+
+
+def test_next_interval_is_the_one_timer_e_rule():
+    from sipkit.sip.transaction import next_interval
+
+    # §17.1.2.2: doubling up to T2 while Trying, T2 at once when Proceeding
+    assert [next_interval(i, proceeding=False, t2=4.0) for i in (0.5, 1, 2, 4)] == [1, 2, 4, 4]
+    assert next_interval(0.5, proceeding=True, t2=4.0) == 4.0
