@@ -20,8 +20,10 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     text = _DIGEST_PARAMS.sub(lambda m: f'{m.group(1)}="{MASK}"', text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    values = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+    if values:
+        # Case-insensitive: a peer may echo a digest response in upper-case hex.
+        text = re.sub("|".join(map(re.escape, values)), MASK, text, flags=re.I)
     return text
 
 
@@ -34,6 +36,13 @@ class Redactor:
     def add(self, secret: str | None) -> None:
         if secret:
             self.secrets.add(secret)
+
+    def add_digest(self, header_value: str) -> None:
+        """Remember the ``response`` and ``cnonce`` of an Authorization this run sends, so
+        they are masked by value too: a registrar may reflect them bare (in a reason phrase,
+        a Warning:, any header), where the ``response="…"`` pattern does not see them."""
+        for m in _DIGEST_PARAMS.finditer(header_value):
+            self.add(m.group(2).strip('"'))
 
     def __call__(self, text: str) -> str:
         return redact_text(text, self.secrets)

@@ -11,7 +11,8 @@ from . import __version__
 
 Status = Literal["pass", "warn", "fail", "skip", "error"]
 
-# Worst first: a report's status is the worst of its checks' (skip counts as pass).
+# Worst first: a report's status is the worst of its checks' (skip counts as pass, unless
+# every check skipped: then the report is "skip", nothing verified, exit 1).
 _SEVERITY: dict[str, int] = {"error": 4, "fail": 3, "warn": 2, "pass": 1, "skip": 0}
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -67,10 +68,17 @@ class Report(BaseModel):
     def get(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
 
+    @property
+    def verified_nothing(self) -> bool:
+        """Every check skipped (or none selected): nothing was verified, so no PASS."""
+        return all(c.status == "skip" for c in self.checks)
+
     def exit_code(self, strict: bool = False) -> int:
         if any(c.status == "error" for c in self.checks):
             return EXIT_INTERNAL
         if any(c.status == "fail" or (strict and c.status == "warn") for c in self.checks):
+            return EXIT_FAIL
+        if self.verified_nothing:  # `--skip config`: a green light on nothing would lie
             return EXIT_FAIL
         return EXIT_OK
 
@@ -93,8 +101,12 @@ def target_line(t: dict[str, Any]) -> str:
 
 
 def worst(statuses) -> Status:
+    """The worst status; skip counts as pass beside others, but all-skip (or nothing) is
+    "skip": a report that verified nothing is not a PASS."""
     statuses = list(statuses)
     if not statuses:
-        return "pass"
+        return "skip"
     top = max(statuses, key=lambda s: _SEVERITY[s])
-    return "pass" if top == "skip" else top
+    if top == "skip":
+        return "skip" if all(s == "skip" for s in statuses) else "pass"
+    return top

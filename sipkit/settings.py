@@ -27,6 +27,7 @@ from pydantic import (
 from .endpoint import SipEndpoint
 from .errors import FieldProblem, SettingsError
 from .net.addresses import parse_ip, split_hostport
+from .sitefile import check_bounds, read_site_document
 
 SECRET_FIELDS = frozenset({"pbx_password", "auth_password", "password"})
 
@@ -48,7 +49,7 @@ def _comma_list(value: str) -> list[str]:
 
 class _Model(BaseModel):
     # JSON site files may carry numbers where the API wants strings (an extension 100);
-    # YAML is loaded with every scalar as a string (see _StringLoader) for the same reason.
+    # YAML is loaded with every scalar a string (sitefile.StringLoader) for the same reason.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
 
 
@@ -412,16 +413,6 @@ _FIXES = {
 }
 
 
-class _StringLoader(yaml.SafeLoader):
-    """YAML with every scalar a string but null: `0100` stays "0100", `+1208...` keeps its +."""
-
-
-_StringLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:null"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _expand(value: Any, path: str, problems: list[FieldProblem], env: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _expand(v, f"{path}.{k}" if path else str(k), problems, env)
@@ -504,27 +495,12 @@ def load_site(
     source = str(path) if path else "command-line flags"
     data: dict[str, Any] = {}
     if path:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SettingsError(source, [FieldProblem(
-                "--config", f"cannot read the file ({exc.strerror})",
-                "give the path of an existing site file")]) from None
-        try:
-            loaded = json.loads(text) if p.suffix == ".json" else yaml.load(text, _StringLoader)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise SettingsError(source, [syntax_problem(exc)]) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise SettingsError(source, [FieldProblem(
-                "(file)", "must be a mapping of field: value", "see README 'Site file'")])
-        data = loaded
+        data = read_site_document(path, source)
     problems: list[FieldProblem] = []
     data = _expand(data, "", problems, env)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    check_bounds(data, source)  # ${VAR} values and --set ones have field limits too
     # An override replaces a field whose ${VAR} was unset; the others are reported together
     # with every validation problem, so one unset variable does not hide the rest.
     problems = [p for p in problems if p.field not in (overrides or {})]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..net.target import Target  # noqa: F401  (re-exported: checks speak of Targets)
-from ..redact import Redactor, redact_text
+from ..redact import Redactor
 from ..report import CheckResult, Evidence, Status
 from ..endpoint import SipEndpoint
 from ..pbx.requestlog import RequestLog
@@ -104,7 +104,8 @@ class CheckContext:
 
     def record(self, kind: str, summary: str, text: str | None = None,
                at_ms: float | None = None, **kw: Any) -> None:
-        self.evidence.append(Evidence(kind=kind, summary=redact_text(summary),
+        # The run's redactor, not only the patterns: a status line may echo a digest value.
+        self.evidence.append(Evidence(kind=kind, summary=self.redactor(summary),
                                       at_ms=self.elapsed_ms() if at_ms is None else at_ms,
                                       text=self.redactor(text) if text else None, **kw))
 
@@ -114,7 +115,10 @@ class CheckContext:
 
     def result(self, status: Status, summary: str, hint: str | None = None,
                **details: Any) -> CheckResult:
-        """The check's verdict; the runner sets its id and duration."""
-        return CheckResult(id="", status=status, summary=summary, hint=hint,
-                           duration_ms=self.elapsed_ms(), details=details,
+        """The check's verdict; the runner sets its id and duration. Redacted here too, for
+        callers that use it without a renderer (probers): a peer may echo a digest value
+        into a reason phrase or a Server header that ends up in the summary or details."""
+        return CheckResult(id="", status=status, summary=self.redactor(summary),
+                           hint=self.redactor(hint) if hint else None,
+                           duration_ms=self.elapsed_ms(), details=self.redactor.walk(details),
                            evidence=list(self.evidence))

@@ -58,6 +58,7 @@ async def run(ctx: CheckContext) -> CheckResult:
                 return ctx.result("fail", f"the gateway's challenge cannot be answered: {exc}",
                                   "the provider offers no digest algorithm sipkit (and most "
                                   "SIP stacks) support; ask for MD5 or SHA-256", **details)
+            ctx.redactor.add_digest(header[1])  # masked by value if the gateway echoes it
             retry = d.options()
             retry.headers.add(*header)
             details["authenticated_attempts"] = 1

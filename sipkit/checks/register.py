@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import secrets
 
-from ..net.addresses import canonical_ip, hostport, uri_host
+from ..net.addresses import canonical_ip, hostport, parse_ip, uri_host
 from ..report import CheckResult
 from ..sip.digest import DigestError, authorization, parse_challenges, pick_strongest
+from ..sip.errors import SipError
+from ..sip.headers import leading_number
 from ..sip.message import Request, Response
 from ..sip.uri import parse_name_addr
+from ..sip.via import Via
 from .base import CheckContext, Target
 from .sipio import Dialogless, open_target, server_of
 
@@ -27,6 +30,8 @@ DEPENDS = ("transport",)
 KINDS = ("pbx_extension",)
 NOT_FOR = {"sip_trunk": "a trunk's credentials are proven by the credentials check"}
 REQUESTED_EXPIRES = 60
+# A Min-Expires above a day is no interval anyone means: sipkit will not bind for that long.
+MAX_MIN_EXPIRES = 86400
 
 
 class _Flow:
@@ -58,6 +63,8 @@ class _Flow:
         ep = self.ctx.endpoint
         header = authorization(ch, method="REGISTER", uri=self.ruri, username=ep.digest_username,
                                password=ep.password.get_secret_value(), nc=self.nc)
+        # Masked by value wherever the registrar echoes them (reason phrase, Warning:, ...).
+        self.ctx.redactor.add_digest(header[1])
         return self.request(req_expires, header)
 
     async def send(self, req: Request):
@@ -71,7 +78,7 @@ class _Flow:
 def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str | None]:
     """(granted expires of our contact, the other contacts, our contact as the registrar has it)."""
     ours_expires, others, ours = None, [], None
-    default = resp.headers.get("Expires")
+    default = resp.headers.get_int("Expires")
     for value in resp.headers.get_all("Contact"):
         try:
             na = parse_name_addr(value)
@@ -80,8 +87,8 @@ def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str
             continue
         if na.uri.params.get("sipkit") == token:
             ours = str(na.uri)
-            exp = na.params.get("expires") or default
-            ours_expires = int(exp) if exp and str(exp).isdigit() else None
+            # The ASCII-digit rule: ";expires=²" is no number (RFC 3261 §10.2.4 delta-seconds).
+            ours_expires = na.expires if na.expires is not None else default
         else:
             others.append(str(na.uri))
     return ours_expires, others, ours
@@ -89,22 +96,32 @@ def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str
 
 def _path_facts(sent: Request, resp: Response, local: tuple, contact_uri: str,
                 registered_contact: str | None) -> dict:
-    """NAT (RFC 3581 received/rport) and signs of a SIP ALG rewriting our messages."""
+    """NAT (RFC 3581 received/rport) and signs of a SIP ALG rewriting our messages. A Via the
+    registrar garbled is itself a sign, never a reason to fail."""
     facts: dict = {"local": hostport(local[0], local[1])}
-    sent_via, got_via = sent.top_via, resp.top_via
+    sent_via = sent.top_via
+    via_values = resp.headers.get_all("Via")
+    try:
+        got_via = Via.parse(via_values[0]) if via_values else None
+    except SipError:
+        facts["alg_signs"] = [f"the top Via came back unreadable: {via_values[0][:80]!r}"]
+        return facts
     if got_via is not None:
-        received = canonical_ip(got_via.received or local[0])
-        rport = got_via.rport if isinstance(got_via.rport, int) else local[1]
+        # received must be an address and rport a number (a bare ";rport" is no port).
+        mine = canonical_ip(local[0])
+        received = (canonical_ip(got_via.received)
+                    if got_via.received and parse_ip(got_via.received) else mine)
+        rport = got_via.rport_port or local[1]
         facts["seen_as"] = hostport(received, rport)
-        facts["nat"] = received != canonical_ip(local[0]) or rport != local[1]
+        facts["nat"] = received != mine or rport != local[1]
         alg = []
         if (got_via.host, got_via.port) != (sent_via.host, sent_via.port):
             alg.append(f"Via sent-by changed from {sent_via.host}:{sent_via.port} to "
-                       f"{got_via.host}:{got_via.port}")
+                       f"{got_via.host}:{got_via.port}"[:200])
         if got_via.branch != sent_via.branch:
             alg.append("Via branch changed")
-        if len(resp.vias) != 1:
-            alg.append(f"{len(resp.vias)} Via headers came back, 1 was sent")
+        if len(via_values) != 1:
+            alg.append(f"{len(via_values)} Via headers came back, 1 was sent")
         if registered_contact is not None:
             want = _hostport(contact_uri)
             have = _hostport(registered_contact)
@@ -117,7 +134,10 @@ def _path_facts(sent: Request, resp: Response, local: tuple, contact_uri: str,
 def _hostport(uri: str) -> str:
     from ..sip.uri import SipUri
 
-    u = SipUri.parse(uri)
+    try:
+        u = SipUri.parse(uri)
+    except SipError:
+        return uri[:80]
     return f"{u.host}:{u.port}"
 
 
@@ -162,7 +182,7 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
             details["challenge"] = _challenge_facts(challenges)
             details["challenge"]["chosen_algorithm"] = flow.last_challenge.algorithm or "MD5"
         elif 200 <= resp.status < 300:
-            await _unregister(flow, None)
+            await _unregister_anyway(ctx, flow, target)
             return done("warn", "the registrar accepted REGISTER without any credentials",
                         "the PBX registers anyone to this extension: require authentication")
         else:
@@ -174,8 +194,9 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
         resp = ex.final
         retried = None
         if resp is not None and resp.status in (401, 407):
-            ch = parse_challenges(resp)
-            stale = next((c for c in ch if c.stale), None)
+            stale, why = _stale_challenge(resp)
+            if why:  # no usable challenge: the credentials were refused, say so
+                details["challenge_after_auth"] = why
             if stale is not None:  # the password was right; only the nonce aged
                 flow.last_challenge = stale
                 retried = "stale nonce"
@@ -183,13 +204,17 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
                 ex = await flow.send(req)
                 resp = ex.final
         if resp is not None and resp.status == 423:
-            minimum = resp.headers.get("Min-Expires")
-            if minimum and minimum.isdigit():
+            # RFC 3261 §10.3 step 7: expiry is checked after authentication, so the password
+            # is proven; retry once, only with a sane minimum above what was asked.
+            minimum = resp.headers.get_int("Min-Expires")
+            if minimum is not None and details["requested_expires"] < minimum <= MAX_MIN_EXPIRES:
                 retried = f"423: Min-Expires {minimum}"
-                req = flow.authorize(int(minimum))
-                details["requested_expires"] = int(minimum)
+                req = flow.authorize(minimum)
+                details["requested_expires"] = minimum
                 ex = await flow.send(req)
                 resp = ex.final
+            else:
+                details["min_expires"] = (resp.headers.get("Min-Expires") or "")[:40] or None
         if retried:
             details["retried"] = retried
         if resp is None:
@@ -198,12 +223,28 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
                         "address (fail2ban / pike); wait and check its security log")
         details["final_status"] = resp.status
         if not 200 <= resp.status < 300:
+            why = details.get("challenge_after_auth") or ""
+            if why.startswith("stale=true") and resp.status in (401, 407):
+                return done("fail", f"the registrar answered nonsense: {why}",
+                            "the PBX said the password was right (stale nonce) but offered no "
+                            "digest algorithm to retry with that sipkit supports; enable MD5 "
+                            "or SHA-256 on it")
             return _classify_failure(done, resp, ep, before_auth=False)
 
-        expires, others, ours = _our_binding(resp, flow.token)
-        path = _path_facts(req, resp, conn.local, flow.contact_uri, ours)
-        removed = await _unregister(flow, expires)
+        # Our binding exists from here on: whatever happens next (a garbled answer, an
+        # exception, a timeout, Ctrl-C / cancellation), it is removed on the way out.
         ctx.facts.registered = True
+        removed = None
+        try:
+            expires, others, ours = _our_binding(resp, flow.token)
+            path = _path_facts(req, resp, conn.local, flow.contact_uri, ours)
+            try:
+                removed = await _unregister(flow, expires)
+            except (OSError, TimeoutError, SipError):  # retried below, on a new connection
+                pass
+        finally:
+            if not removed:
+                removed = await _unregister_anyway(ctx, flow, target, tried=removed is False)
         ctx.facts.seen_as = path.get("seen_as")
         summary = (f"registered {ep.digest_username}@{uri_host(ep.sip_domain)} "
                    f"(realm {details['challenge']['realm']}, "
@@ -226,12 +267,30 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
         if expires is not None and expires < 60:
             warns.append((f"the registrar grants only {expires} s", "allow at least 60 s"))
         if not removed:
+            lasts = f"{expires} s" if expires is not None else "its expiry"
             warns.append(("could not remove sipkit's test binding",
-                          f"it expires by itself in {expires} s"))
+                          f"it expires by itself in {lasts}"))
         if warns:
             return done("warn", summary + "; " + "; ".join(w[0] for w in warns),
                         "; ".join(w[1] for w in warns), **more)
         return done("pass", summary, **more)
+
+
+def _stale_challenge(resp: Response):
+    """(the challenge to retry with, why none) for a 401/407 to the authenticated REGISTER.
+    A retry only on ``stale=true`` (RFC 7616 §3.3) and only with a challenge sipkit can
+    answer: a stale SHA-1, AKAv1-MD5 or ``ＭＤ５`` one is not chosen."""
+    try:
+        challenges = parse_challenges(resp)
+    except DigestError as exc:
+        return None, str(exc)
+    stale = [c for c in challenges if c.stale]
+    if not stale:
+        return None, None
+    try:
+        return pick_strongest(stale), None
+    except DigestError as exc:
+        return None, f"stale=true, but {exc}"
 
 
 async def _unregister(flow: _Flow, expires: int | None) -> bool:
@@ -248,6 +307,33 @@ async def _unregister(flow: _Flow, expires: int | None) -> bool:
             return False
         ex = await flow.send(flow.authorize(0))
     return ex.final is not None and 200 <= ex.final.status < 300
+
+
+async def _unregister_anyway(ctx: CheckContext, flow: _Flow, target: Target,
+                             tried: bool = False) -> bool:
+    """The binding must go even when the run is failing: on the same connection (unless
+    that was ``tried`` and got no 2xx), else, on a stream the peer closed, on a new one with
+    the same Call-ID and CSeq run (RFC 3261 §10.2.4). Never raises: it runs in a ``finally``,
+    where the original exception must survive."""
+    try:
+        if not flow.conn.closed and not tried:
+            return await _unregister(flow, None)
+    except Exception:  # noqa: BLE001 - the real error is the one being raised already
+        pass
+    if not flow.conn.closed:  # it answered, or stayed silent, on a live connection
+        return False
+    if flow.conn.transport == "udp":
+        return False
+    try:
+        async with open_target(ctx, target, verify=False) as conn:
+            old = flow.d
+            flow.conn = conn
+            flow.d = Dialogless(conn, target, user=ctx.endpoint.username,
+                                domain=ctx.endpoint.sip_domain)
+            flow.d.call_id, flow.d.tag, flow.d.cseq = old.call_id, old.tag, old.cseq
+            return await _unregister(flow, None)
+    except Exception:  # noqa: BLE001 - as above; the binding then expires by itself
+        return False
 
 
 def _classify_failure(done, resp: Response, ep, before_auth: bool) -> CheckResult:
@@ -269,7 +355,7 @@ def _classify_failure(done, resp: Response, ep, before_auth: bool) -> CheckResul
                     f"{ep.sip_domain}",
                     "create the extension on the PBX, or fix username_extension / the domain")
     if resp.status in (429, 503):
-        after = resp.headers.get("Retry-After")
+        after = leading_number(resp.headers.get("Retry-After"))
         return done("fail", f"{code}: the PBX is rate-limiting or overloaded"
                     + (f" (Retry-After {after} s)" if after else ""),
                     "wait and retry later; too many attempts from this address may be banned")
@@ -289,3 +375,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     except (TimeoutError, ConnectionError, OSError) as exc:
         return ctx.result("fail", f"connection lost during REGISTER: {exc or type(exc).__name__}",
                           "re-run; if it repeats, the PBX or a firewall cuts the connection")
+    except SipError as exc:  # the registrar's fault, not sipkit's: a verdict, not an error
+        return ctx.result("fail", f"the registrar answered nonsense: {str(exc)[:200]}",
+                          "see the SIP exchange with -v; the PBX (or something on the path) "
+                          "sends malformed SIP")

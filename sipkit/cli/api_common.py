@@ -89,7 +89,7 @@ def load_kind(config: Path, sets, kind: str, command: str):
         site = load_site(config, overrides)
     except SettingsError as exc:
         found = overrides.get("kind") or _raw_kind(config)
-        if found != kind and not any(p.field == "(file)" for p in exc.problems):
+        if found and found != kind and not any(p.field == "(file)" for p in exc.problems):
             raise SettingsError(exc.source, [wrong(found)] + exc.problems) from None
         raise
     if site.kind != kind:
@@ -97,14 +97,16 @@ def load_kind(config: Path, sets, kind: str, command: str):
     return site
 
 
-def _raw_kind(config: Path) -> str:
-    """The file's ``kind:`` as written (for the hint when the file does not validate)."""
-    import yaml
+def _raw_kind(config: Path) -> str | None:
+    """The file's ``kind:`` as written (for the hint when the file does not validate).
+    Read by the bounded reader: this runs on files load_site refused, hostile ones included."""
+    from ..errors import SettingsError
+    from ..sitefile import read_site_document
 
     try:
-        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
-        return "unreadable"
+        data = read_site_document(config, str(config))
+    except SettingsError:
+        return None  # the problems load_site found say why; no guess about the kind
     kind = data.get("kind") if isinstance(data, dict) else None
     return str(kind) if kind else "pbx_extension"
 

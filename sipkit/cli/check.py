@@ -21,6 +21,33 @@ def _ids(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _finite_timeout(_ctx, _param, value: float) -> float:
+    # FloatRange lets nan through (every comparison with nan is false).
+    import math
+
+    if math.isnan(value):
+        raise click.BadParameter("not a number; give seconds, e.g. --timeout 4")
+    return value
+
+
+def _writable(flag: str, path: Path) -> None:
+    """Fail before any traffic: finding out after the authenticated REGISTERs is too late.
+    Opens for append (creating it if needed, never truncating) and removes what it created."""
+    import os
+
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write there ({exc.strerror or exc}); "
+                         "give a file in a writable directory") from None
+    if not existed:
+        os.unlink(path)
+
+
 class _Progress:
     """A transient live view on stderr (only on a terminal): one line per check."""
 
@@ -72,7 +99,7 @@ class _Progress:
 @click.option("--only", help="Comma list of check ids to run (their prerequisites run too).")
 @click.option("--skip", help="Comma list of check ids to skip.")
 @click.option("--timeout", type=click.FloatRange(0.1, 120), default=4.0, show_default=True,
-              help="Seconds to wait for one network exchange.")
+              callback=_finite_timeout, help="Seconds to wait for one network exchange.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (reported).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM file of CA certificates to trust for TLS (default: system store).")
@@ -115,6 +142,9 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
             raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
                              "see README 'Site file'")
         site = load_site(config, parse_overrides(list(sets)))
+        for flag, path in (("--pcap", pcap), ("--junit", junit)):
+            if path is not None:  # before any traffic, not after the REGISTERs
+                _writable(flag, path)
         api = ApiSettings.load(api_url, token_file)
     except UsageError as exc:
         if as_json:  # scripts read stdout: the error as JSON there, the message on stderr
@@ -169,7 +199,7 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
                     report.finish(report.duration_ms + rerun.duration_ms)
                     code = max(code, report.exit_code(strict))
     if recorder is not None:
-        written = recorder.write(pcap, secrets_of(site))
+        written = recorder.write(pcap, redactor.secrets)
         report.options["pcap"] = {"file": str(pcap), "packets": written,
                                   "dropped_over_limit": recorder.dropped}
     if junit is not None:

@@ -6,7 +6,8 @@ OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 MEANING = {
     OK: "done: no check failed (warnings allowed), or the API call succeeded",
-    FAILED: "a check failed (--strict: or warned); the API refused (exists with other settings, "
+    FAILED: "a check failed (--strict: or warned), or nothing was verified (every selected "
+            "check skipped, e.g. --skip config); the API refused (exists with other settings, "
             "not found, in use); a lab peer is down",
     USAGE: "bad usage, settings or credentials: the message names the field and the fix",
     INTERNAL: "sipkit itself broke (a check ended in error): please report it",

@@ -18,24 +18,13 @@ _OPTIONS = {"default_prefix": "--default-prefix", "condition_length": "--conditi
 
 def _rule_from_file(path: Path):
     """The ``normalizer`` mapping of a YAML/JSON site file, validated; None when absent."""
-    import yaml
     from pydantic import ValidationError
 
     from ..errors import UsageError
-    from ..settings import (  # same loader as load_site: "05" stays "05"
-        Normalizer,
-        _StringLoader,
-    )
+    from ..settings import Normalizer
+    from ..sitefile import read_site_document  # load_site's reader: "05" stays "05", bounded
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--config: cannot read {path} ({exc.strerror})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, _StringLoader)
-    except (yaml.YAMLError, ValueError):
-        raise UsageError(f"--config: {path} is not valid "
-                         f"{'JSON' if path.suffix == '.json' else 'YAML'}") from None
+    data = read_site_document(path, str(path))  # a SettingsError (exit 2) names the problem
     section = data.get("normalizer") if isinstance(data, dict) else None
     if section is None:
         return None

@@ -147,5 +147,7 @@ def render(report: Report, redactor: Redactor, verbose: int = 0, color: bool | N
     console.print()
     console.print(Text.assemble(("Result: ", "bold"), status_cell(report.status),
                                 f"  ({', '.join(parts)}) in {_ms(report.duration_ms)}"))
+    if report.verified_nothing:
+        console.print("Nothing was verified: every selected check was skipped (exit 1).")
     # rich pads table cells to the width: trailing blanks only get in the way of a paste
     return redactor("\n".join(line.rstrip() for line in buf.getvalue().split("\n")))

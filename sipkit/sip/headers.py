@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 # RFC 3261 §7.3.3 and later RFCs: compact forms.
@@ -28,6 +29,30 @@ MULTI = frozenset(h.lower() for h in (
 
 
 _SEEN: dict[str, str] = {}
+
+# The ASCII-digit rule for every number in a SIP message (RFC 3261 §25.1: DIGIT is %x30-39).
+# Not str.isdigit() or \d: those accept "²", "⁶⁰" or "５" that int() then refuses (or reads).
+_NUMBER = re.compile(r"[0-9]{1,10}")
+
+
+def number(value: object, maximum: int = 2**32 - 1) -> int | None:
+    """``value`` as a non-negative integer if it is 1-10 ASCII digits not above ``maximum``;
+    None for anything else (absent, empty, signed, Unicode digits, too large)."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip(" \t")
+    if _NUMBER.fullmatch(value) is None:
+        return None
+    n = int(value)
+    return n if n <= maximum else None
+
+
+def leading_number(value: str | None, maximum: int = 2**32 - 1) -> int | None:
+    """The delta-seconds that opens a value with a comment or parameters after it
+    (``Retry-After: 120 (busy);duration=60``, RFC 3261 §20.33)."""
+    if value is None:
+        return None
+    return number(re.split(r"[ \t(;]", value.strip(" \t"), maxsplit=1)[0], maximum)
 
 
 def canonical(name: str) -> str:
@@ -96,6 +121,11 @@ class Headers:
             if n.lower() == key:
                 return v
         return default
+
+    def get_int(self, name: str, maximum: int = 2**32 - 1) -> int | None:
+        """The first ``name`` header as a number under the ASCII-digit rule (see ``number``);
+        None when absent or not a plain number."""
+        return number(self.get(name), maximum)
 
     def get_all(self, name: str) -> list[str]:
         key = canonical(name).lower()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import SipBuildError, SipParseError
-from .headers import Headers
+from .headers import Headers, number, split_list
 from .via import Via
 
 MAX_MESSAGE = 64 * 1024
@@ -21,7 +21,6 @@ _STATUS = re.compile(r"^SIP/2\.0 ([1-6][0-9]{2})(?: (.*))?$")
 _REQUEST = re.compile(r"^([A-Za-z0-9.!%*_+`'~-]+) (\S+) SIP/2\.0$")
 # [0-9], not \d or str.isdigit(): those accept "²" and other Unicode digits int() refuses.
 _CSEQ = re.compile(r"^([0-9]{1,10})[ \t]+([A-Za-z0-9.!%*_+`'~-]+)$")
-_DIGITS = re.compile(r"^[0-9]{1,10}$")
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(r"\r?\n")
 # What a stream may start with: a status line or a request line (checked before the whole
@@ -148,9 +147,10 @@ def _content_length(headers: Headers) -> int | None:
     if len(values) > 1:  # two different lengths: which framing is right is anyone's guess
         raise SipParseError(f"conflicting Content-Length headers: {sorted(values)[:3]!r}")
     value = values.pop()
-    if not _DIGITS.match(value):
+    length = number(value)
+    if length is None:
         raise SipParseError(f"bad Content-Length: {value[:20]!r}")
-    return int(value)
+    return length
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes] | None:
@@ -179,23 +179,51 @@ def parse(data: bytes) -> Message:
     return _build(start, headers, body)
 
 
-_PEEK_STATUS = re.compile(rb"^SIP/2\.0 ([1-6][0-9]{2})[ \t]?([^\r\n]*)\r?\n")
-_PEEK_VIA = re.compile(rb"\n(?:via|v)[ \t]*:[^\r\n]*?;[ \t]*branch=([^;,\s]+)", re.I)
+# The status line as _STATUS reads it (a space or the line's end after the three digits:
+# "SIP/2.0 2001 OK" is no 200), and the first Via header line of the header section.
+_PEEK_STATUS = re.compile(rb"^SIP/2\.0 ([1-6][0-9]{2})(?: ([^\r\n]*))?\r?\n")
+_PEEK_VIA = re.compile(rb"\n(?:via|v)[ \t]*:([^\r\n]*)\r?\n(?![ \t])", re.I)
+_PEEK_FIRST_VIA = re.compile(rb"\n(?:via|v)[ \t]*:", re.I)
 
 
 def peek_response(data: bytes) -> tuple[int, str, str] | None:
     """(status, reason, top Via branch) of a response, reading nothing else: the fleet prober's
-    fast path, thousands of times a second. None when it is not a plain response with a
-    branch; the caller then uses ``parse`` for the whole story."""
+    fast path, thousands of times a second. None when it is not a plain response whose top
+    Via has a branch; the caller then uses ``parse`` for the whole story.
+
+    Whatever it returns, ``parse`` reads the same (a hypothesis test holds it to that): the
+    status line by the same rule, and the branch of the *top* Via only (the first value of
+    the first Via line), never one further down."""
     m = _PEEK_STATUS.match(data)
     if m is None:
         return None
-    end = data.find(b"\r\n\r\n")
-    v = _PEEK_VIA.search(data, 0, end if end > 0 else len(data))
-    if v is None:
+    end = _END_OF_HEAD.search(data)
+    if end is None:
         return None
-    return int(m.group(1)), m.group(2).decode("utf-8", "replace"), v.group(1).decode("ascii",
-                                                                                      "replace")
+    head = data[:end.start() + 2]  # keep the last line's line break for _PEEK_VIA
+    first = _PEEK_FIRST_VIA.search(head)
+    if first is None:
+        return None
+    v = _PEEK_VIA.match(head, first.start())
+    if v is None:  # folded onto the next line: the full parser knows how to unfold it
+        return None
+    try:
+        reason = m.group(2).decode("utf-8") if m.group(2) else ""
+        value = v.group(1).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\r" in reason or "\r" in value:
+        return None
+    values = split_list(value)
+    if not values:
+        return None
+    try:
+        branch = Via.parse(values[0]).branch
+    except SipParseError:
+        return None
+    if not branch:
+        return None
+    return int(m.group(1)), reason, branch
 
 
 class StreamParser:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import SipParseError
+from .headers import number
 
 # host = hostname / IPv4address / "[" IPv6address "]" (§25.1); "_" is tolerated because real
 # PBXs put it in hostnames.
@@ -109,8 +110,7 @@ class NameAddr:
     @property
     def expires(self) -> int | None:
         """A Contact's ``expires`` parameter (§10.2.1.1), None if absent or not a number."""
-        value = self.params.get("expires")
-        return int(value) if value is not None and re.fullmatch(r"[0-9]{1,10}", value) else None
+        return number(self.params.get("expires"))
 
     def __str__(self) -> str:
         disp = ""

@@ -55,6 +55,14 @@ class Via:
         # [0-9] only: str.isdigit() accepts Unicode digits that int() refuses.
         return int(value) if _PORT.match(value) else None
 
+    @property
+    def rport_port(self) -> int | None:
+        """The port the server saw, only when it filled rport in (RFC 3581 §4); None when
+        absent or a bare ``;rport`` flag. (``rport`` is True for the flag, and ``True`` is an
+        int to isinstance: callers wanting a port read this one.)"""
+        value = self.rport
+        return value if type(value) is int and 0 < value < 65536 else None
+
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""

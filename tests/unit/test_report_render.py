@@ -27,7 +27,9 @@ def _report(*statuses: str) -> Report:
     (("pass", "warn"), "warn", 0, 1),
     (("pass", "fail", "warn"), "fail", 1, 1),
     (("pass", "error"), "error", 3, 3),
-    ((), "pass", 0, 0),
+    # Nothing verified (`--skip config`, or every selected check skipped): not a PASS.
+    ((), "skip", 1, 1),
+    (("skip", "skip"), "skip", 1, 1),
 ])
 def test_status_and_exit_codes(statuses, overall, code, strict):
     rep = _report(*statuses)
@@ -36,8 +38,9 @@ def test_status_and_exit_codes(statuses, overall, code, strict):
     assert rep.exit_code(strict=True) == strict
 
 
-def test_worst_ignores_skip():
-    assert worst(["skip", "skip"]) == "pass"
+def test_worst_ignores_skip_beside_others_but_all_skip_is_skip():
+    assert worst(["skip", "pass"]) == "pass"
+    assert worst(["skip", "skip"]) == "skip"
 
 
 def test_redact_digest_and_bearer_and_literals():
