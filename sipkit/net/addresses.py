@@ -67,7 +67,8 @@ def split_hostport(value: str, default_port: int) -> tuple[str, int]:
         host, port = value.split(":")
     else:
         host, port = value, ""  # a bare name, IPv4, or an unbracketed IPv6 literal
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    # ASCII digits only: str.isdigit() admits "５０６０" and "²", which int() reads or chokes on
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise ValueError(f"bad port in {value!r}")
     if not host:
         raise ValueError(f"no host in {value!r}")

@@ -46,3 +46,14 @@ def test_address_kinds():
     ("192.0.2.1", "192.0.2.1"), ("pbx.example.com", "pbx.example.com")])
 def test_canonical_ip(value, canonical):
     assert canonical_ip(value) == canonical
+
+
+def test_ports_are_ascii_digits_only():
+    import pytest
+
+    from sipkit.net.addresses import split_hostport
+
+    for bad in ("pbx.example.com:５０６０", "1.2.3.4:5²", "[::1]:٥٠٦٠"):
+        with pytest.raises(ValueError, match="bad port"):
+            split_hostport(bad, 5060)
+    assert split_hostport("pbx.example.com:5061", 5060) == ("pbx.example.com", 5061)
