@@ -67,6 +67,10 @@ class CallParams(BaseModel):
     seconds: float = Field(default=3.0, gt=0, le=60)  # media time after the answer
     setup_timeout: float = Field(default=10.0, gt=0, le=120)  # to the final answer
     codecs: list[str] = Field(default_factory=list)  # preference, e.g. ["PCMA", "PCMU"]
+    # Answer mode: register, then wait up to wait_timeout for one incoming call and answer it
+    # (``target`` is then our own address of record, for the record).
+    answer: bool = False
+    wait_timeout: float = Field(default=20.0, gt=0, le=120)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     # tests only: "abort" | "abort_after_answer" (die like a pjsip assertion), "hang",
     # "tx_drop_pct=N" (pjmedia drops N % of what we send: simulated loss)

@@ -29,6 +29,8 @@ import time
 
 RESULT_MARK = "SIPKIT-RESULT "
 SIP_MARK = "SIPKIT-SIP "  # one line per SIP message sent or received, as it happens
+READY_MARK = "SIPKIT-READY "  # answer mode: registered, waiting for the call (then the parent
+# asks for it); SIGTERM then means "stop waiting" and the worker still un-registers
 MAX_SIP = 400  # messages reported per call: a 401 loop must not flood the parent
 # pjsua's message log (level 4): "TX 1230 bytes Request msg INVITE/cseq=1 (tdta0x..) to UDP
 # 192.0.2.1:5060:" then the message itself.
@@ -147,13 +149,19 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             super().__init__()
             self.code = None
             self.reason = None
+            self.on_incoming = None  # answer mode takes the call here
 
         def onRegState(self, prm):
             self.code, self.reason = prm.code, prm.reason
 
+        def onIncomingCall(self, prm):
+            # pjsua2 refuses (500) an incoming call no Call object took in this callback
+            if self.on_incoming is not None:
+                self.on_incoming(prm)
+
     class TestCall(pj.Call):
-        def __init__(self, acc):
-            super().__init__(acc)
+        def __init__(self, acc, call_id=pj.PJSUA_INVALID_ID):
+            super().__init__(acc, call_id)
             self.started = time.monotonic()
             self.states: list[str] = []
             self.code = self.reason = None
@@ -250,6 +258,8 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                             else "registration failed: no answer from the registrar")
             return _finish(state, out)
 
+    if params.get("answer"):
+        return _answer(pj, TestCall, state, out, params, pump)
     call = TestCall(acc)
     state["call"] = call
     try:
@@ -296,6 +306,70 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         call.hangup(pj.CallOpParam(True))
         pump(lambda: "DISCONNECTED" in call.states, 2)
     out["seconds_total"] = round(time.monotonic() - t0, 2)
+    return _finish(state, out)
+
+
+def _answer(pj, make_call, state: dict, out: dict, params: dict, pump) -> dict:
+    """Answer mode (``answer``): registered, say so (READY_MARK), take the first INVITE,
+    answer it, keep media up for ``seconds`` and report like a placed call. The INVITE itself
+    (who sent it, when) is in the SIP lines. Only one call: pjsua2 refuses any other."""
+    import signal
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    acc = state["acc"]
+
+    def take(prm) -> None:
+        if state["call"] is None:
+            state["call"] = make_call(acc, prm.callId)
+            ring = pj.CallOpParam()
+            ring.statusCode = 180
+            state["call"].answer(ring)
+
+    acc.on_incoming = take
+    sys.stdout.write(READY_MARK + json.dumps({"registration": out.get("registration")}) + "\n")
+    sys.stdout.flush()
+    wait = params.get("wait_timeout", 20)
+    pump(lambda: state["call"] is not None or bool(stop), wait)
+    call = state["call"]
+    if call is None:
+        out["status"] = "no_answer"
+        out["reason"] = "stopped waiting" if stop else f"no call arrived in {wait:.0f} s"
+        return _finish(state, out)
+    t_invite = call.started
+    ok = pj.CallOpParam()
+    ok.statusCode = 200
+    try:
+        call.answer(ok)
+    except pj.Error as exc:  # the caller gave up (CANCEL) between the INVITE and now
+        out["error"] = f"cannot answer the call: {exc.reason}"
+        return _finish(state, out)
+    pump(lambda: "CONFIRMED" in call.states or "DISCONNECTED" in call.states,
+         params.get("setup_timeout", 10))
+    if "CONFIRMED" not in call.states:
+        out["status"] = "no_answer"
+        out["code"], out["reason"] = call.code or None, "the caller did not confirm our 200 OK"
+        return _finish(state, out)
+    out["status"], out["code"] = "answered", 200
+    out["answer_ms"] = _ms(t_invite)  # INVITE in -> ACK in
+    media_start = time.monotonic()
+    next_stats = [media_start]
+
+    def tick():
+        if time.monotonic() >= next_stats[0]:
+            call.snapshot()
+            next_stats[0] = time.monotonic() + STATS_EVERY_S
+
+    pump(lambda: "DISCONNECTED" in call.states or bool(stop), params.get("seconds", 3), tick)
+    out["media_seconds"] = round(time.monotonic() - media_start, 2)
+    out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
+    call.snapshot()
+    out.update(call.stats)
+    if not call.stats:
+        out["error"] = "the call was answered but no audio stream was set up"
+    if "DISCONNECTED" not in call.states:
+        call.hangup(pj.CallOpParam(True))
+        pump(lambda: "DISCONNECTED" in call.states, 2)
     return _finish(state, out)
 
 
