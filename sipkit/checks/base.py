@@ -53,6 +53,10 @@ class Facts:
     server_header: str | None = None  # transport/register: Server or User-Agent seen
     seen_as: str | None = None  # register: our address as the PBX saw it (received/rport)
     registered: bool | None = None  # register: the authenticated REGISTER got a 2xx
+    # cloud_registration (after creation), for the two calls through the PBX:
+    connector: Any = None  # the connector as the Mihu API has it (sipkit.mihu.models)
+    via_pbx_call: Any = None  # its call to the connector's extension (a media CallResult)
+    test_extension_refused: bool = False  # the PBX refused check.test_extension: never again
 
 
 @dataclass

@@ -63,11 +63,14 @@ def budget(options, site) -> float:
     return site.check.call_seconds + 45
 
 
-async def place(ctx: CheckContext, params: CallParams, signalling_ip: str) -> CallResult:
-    ctx.note(f"calling {params.target} over {params.transport.upper()} from {params.local_ip}"
+async def place(ctx: CheckContext, params: CallParams, signalling_ip: str,
+                on_ready=None) -> CallResult:
+    """``on_ready``: answer mode's hook (sipkit.media.call.run_call)."""
+    verb = "answering as" if params.answer else "calling"
+    ctx.note(f"{verb} {params.target} over {params.transport.upper()} from {params.local_ip}"
              + (f", registered as {params.username}" if params.registrar else ""))
     params = params.model_copy(update={"thresholds": thresholds(ctx)})
-    result = await run_call(params, signalling_ip=signalling_ip)
+    result = await run_call(params, signalling_ip=signalling_ip, on_ready=on_ready)
     tap = tap_for(ctx)  # the call's SIP (pjsua's message log): ladder rows and --pcap packets
     for message in result.sip:
         tap(*message.tap_args())

@@ -98,27 +98,11 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
     2: bad usage or settings; 3: sipkit itself broke; 4: the Mihu API is down (--create).
     """
-    from ..checks.base import RunOptions
-    from ..checks.runner import run_checks, secrets_of
-    from ..mihu.config import ApiSettings
-    from ..redact import Redactor
-    from ..settings import load_site, parse_overrides
+    from ..checks.runner import run_checks
 
-    if config is None and not sets:
-        raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
-                         "see README 'Site file'")
-    site = load_site(config, parse_overrides(list(sets)))
-    api = ApiSettings.load(api_url, token_file)
-    options = RunOptions(
-        timeout=timeout, insecure=insecure, ca_file=ca_file or site.check.ca_file,
-        nameserver=nameserver or site.check.nameserver,
-        source_ip=source_ip or site.check.source_ip, verbose=verbose, api=api)
-    redactor = Redactor(secrets_of(site) + ([api.token.get_secret_value()] if api.token else []))
-    recorder = None
-    if pcap is not None:
-        from ..pcap import PcapRecorder
-
-        recorder = PcapRecorder()
+    site, api, options, redactor, recorder = prepare(
+        config, sets, api_url, token_file, pcap, timeout=timeout, insecure=insecure,
+        ca_file=ca_file, nameserver=nameserver, source_ip=source_ip, verbose=verbose)
     live = not as_json and sys.stderr.isatty()
     with _Progress(live) as progress:
         report = asyncio.run(run_checks(site, options, _ids(only), _ids(skip),
@@ -137,6 +121,48 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
                 report.checks = [fresh.get(c.id, c) for c in report.checks]
                 report.finish(report.duration_ms + rerun.duration_ms)
                 code = max(code, report.exit_code(strict))
+            # Last step: prove the real path through the PBX to and from the connector.
+            from .verify import append_verify
+
+            code = max(code, append_verify(report, site, options, redactor, recorder, strict))
+    output(report, site, redactor, recorder, code, pcap=pcap, junit=junit, as_json=as_json,
+           verbose=verbose, color=color)
+
+
+def prepare(config, sets, api_url, token_file, pcap, **flags):
+    """Settings, API settings, run options, the redactor and the --pcap recorder, from the
+    flags (check and verify)."""
+    from ..checks.base import RunOptions
+    from ..checks.runner import secrets_of
+    from ..mihu.config import ApiSettings
+    from ..redact import Redactor
+    from ..settings import load_site, parse_overrides
+
+    if config is None and not sets:
+        raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
+                         "see README 'Site file'")
+    site = load_site(config, parse_overrides(list(sets)))
+    api = ApiSettings.load(api_url, token_file)
+    c = site.check
+    options = RunOptions(
+        timeout=flags["timeout"], insecure=flags["insecure"],
+        ca_file=flags["ca_file"] or c.ca_file,
+        nameserver=flags.get("nameserver") or c.nameserver,
+        source_ip=flags["source_ip"] or c.source_ip, verbose=flags["verbose"], api=api)
+    redactor = Redactor(secrets_of(site) + ([api.token.get_secret_value()] if api.token else []))
+    recorder = None
+    if pcap is not None:
+        from ..pcap import PcapRecorder
+
+        recorder = PcapRecorder()
+    return site, api, options, redactor, recorder
+
+
+def output(report, site, redactor, recorder, code: int, *, pcap, junit, as_json, verbose,
+           color) -> None:
+    """Write --pcap and --junit, print the report, exit with ``code`` (check and verify)."""
+    from ..checks.runner import secrets_of
+
     if recorder is not None:
         written = recorder.write(pcap, secrets_of(site))
         report.options["pcap"] = {"file": str(pcap), "packets": written,

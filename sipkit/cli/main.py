@@ -14,6 +14,7 @@ from .. import __version__
 # name -> "module:attribute"; a module that is not there yet is simply not listed.
 COMMANDS = {
     "check": ("sipkit.cli.check", "check", "Check a PBX before (and after) creating a connector."),
+    "verify": ("sipkit.cli.verify", "verify", "After creation: calls through the PBX to and from the connector."),
     "connector": ("sipkit.cli.connector", "connector", "Mihu PBX extension connectors: create, list, get, delete."),
     "server": ("sipkit.cli.connector", "server", "The account's SIP connector server: show, allocate, release."),
     "normalize": ("sipkit.cli.normalize", "normalize", "Apply a connector's number rule to numbers."),

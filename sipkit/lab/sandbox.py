@@ -271,8 +271,12 @@ class Sandbox:
         if not re.fullmatch(r"\+?[0-9]{2,15}", number):
             raise ApiFailure(422, "VALIDATION_ERROR", "The participant.number must be digits.",
                              field="participant.number")
+        seconds = body.get("max_duration_seconds") or 30
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+            raise ApiFailure(422, "VALIDATION_ERROR", "The max_duration_seconds must be a "
+                             "positive number.", field="max_duration_seconds")
         agent, uid = body.get("agentId"), body.get("pbx_extension_connector_uuid")
-        rows = self.rows("where uuid = ?", (uid,)) if uid else self.rows(
+        rows = self.rows("where uuid = ?", (str(uid),)) if uid else self.rows(
             "where agent_uuid = ?", (str(agent),))
         rows = [r for r in rows if json.loads(r[1])["setup_mode"] != "inbound"]
         if not rows:
@@ -283,8 +287,7 @@ class Sandbox:
         data = json.loads(rows[0][1])
         rule = data.get("normalizer")
         dialled = normalize(number, Normalizer(**rule)).result if rule else number
-        seconds = float(body.get("max_duration_seconds") or 30)
-        call = self.agents.call(rows[0][0], dialled, min(seconds, 60.0))
+        call = self.agents.call(rows[0][0], dialled, min(float(seconds), 60.0))
         return call | {"agentId": data["agent_uuid"], "participant": {"number": number}}
 
     def get_call(self, cid: str) -> dict:

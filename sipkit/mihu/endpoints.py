@@ -10,3 +10,10 @@ BASE = "/api/v1/pbx_extension_connectors"
 CONNECTORS = BASE                          # POST create (fact), GET list (inference)
 CONNECTOR = BASE + "/{uuid}"               # GET one (fact), DELETE (inference)
 SERVER = BASE + "/sip_connector_server"    # GET / POST allocate / DELETE release (inference)
+
+# Calls. Fact (mihu-api.md §5, the quickstart): POST /api/v1/call with {agentId, participant:
+# {number}} answers data{id, status: "initiated", ...}. INFERENCE: that such a call leaves
+# through the agent's PBX extension connector (the optional pbx_extension_connector_uuid
+# names it), and GET .../{id} with status and the far end's SIP answer (sip_code, sip_reason).
+CALLS = "/api/v1/call"                     # POST place a call (fact)
+CALL = CALLS + "/{id}"                     # GET one call (inference)

@@ -33,7 +33,7 @@ def test_schemathesis_against_sandbox(sandbox):  # noqa: F811
         capture_output=True, text=True, timeout=120)
     tail = proc.stdout[-3000:]
     assert proc.returncode == 0, tail
-    assert "Tested: 7" in proc.stdout
+    assert "Tested: 9" in proc.stdout  # 7 connector + 2 call operations
 
 
 def test_client_objects_match_the_spec(sandbox):  # noqa: F811
