@@ -72,7 +72,7 @@ def _cloud_cause(reg: dict) -> str:
 async def _connector(ctx: CheckContext):
     """(connector, problem result): the API's connector for this phone number, settled."""
     from ..mihu.client import MihuClient
-    from ..mihu.errors import ApiError, TransportError
+    from ..mihu.errors import ApiError, RateLimitError, ServerError, TransportError
 
     site, api = ctx.site, ctx.options.api
 
@@ -96,12 +96,14 @@ async def _connector(ctx: CheckContext):
             await asyncio.sleep(POLL_S)
             conn = await asyncio.to_thread(get, conn.uuid)
         ctx.facts.connector = conn
-    except TransportError as exc:
+    except (TransportError, ServerError, RateLimitError) as exc:
         return None, ctx.result("error", f"the Mihu API did not answer: {exc}",
-                                "check --api-url and the network; run verify again later")
+                                "check --api-url and the network; run verify again later",
+                                api_exit=exc.exit_code)
     except ApiError as exc:
         return None, ctx.result("error", f"the Mihu API refused: {exc}",
-                                exc.fix or "check the API token (--token-file)")
+                                exc.fix or "check the API token (--token-file)",
+                                api_exit=exc.exit_code)
     return conn, None
 
 
@@ -127,11 +129,12 @@ async def run(ctx: CheckContext) -> CheckResult:
     words = {"ext": ext, "server": conn.sip_connector_server, "transport":
              site.connection_type.upper(), "port": site.port, "code": reg.get("code"),
              "reason": reg.get("reason")}
-    if _unsettled(conn):
-        return ctx.result("fail", f"the connector is still '{conn.status}'"
-                          + (" and the cloud has not registered" if reg else "")
-                          + f" after {SETTLE_S:.0f} s", "wait a minute and run `sipkit verify` "
-                          "again; if it stays so, contact Mihu support", **details)
+    if conn.status in UNSETTLED:
+        return ctx.result("fail", f"the connector is still '{conn.status}' after "
+                          f"{SETTLE_S:.0f} s", "wait a minute and run `sipkit verify` again; if "
+                          "it stays so, contact Mihu support", **details)
+    # A REGISTER still pending after SETTLE_S: the PBX has not answered it (a silent drop
+    # runs into the transaction timeout, 32 s). The call below shows the PBX's side.
     if reg.get("state") == "failed":
         cause = _cloud_cause(reg)
         what, fix = _CLOUD_SAYS[cause]
@@ -178,6 +181,11 @@ async def run(ctx: CheckContext) -> CheckResult:
                           "check.test_extension.password", **details)
     if code in NO_BINDING or r.status == "no_answer":
         got = f"{code} {reason}" if r.status == "rejected" else "no answer"
+        if reg.get("state") == "pending":  # the cloud is still waiting for an answer
+            what, fix = _CLOUD_SAYS["silent"]
+            return ctx.result("fail", f"{what.format(**words)} in {SETTLE_S:.0f} s, and a call "
+                              f"to extension {ext} through the PBX got {got}: the PBX has no "
+                              "binding", fix.format(**words), cause="silent", **details)
         return ctx.result("fail", f"the PBX has no binding for extension {ext}: a call to it "
                           f"through {pbx.hostport} got {got}, so the cloud's REGISTER never "
                           f"succeeded. Likely: " + "; ".join(CAUSES),

@@ -17,6 +17,7 @@ MEANING = {
 # What each command can return. A test asserts the README lists exactly these.
 BY_COMMAND: dict[str, tuple[int, ...]] = {
     "check": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
+    "verify": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
     "connector": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
     "server": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
     "trunk": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),

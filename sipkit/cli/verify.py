@@ -37,6 +37,12 @@ async def _run(site, options, redactor, recorder, only=(), skip=(), on_event=Non
                             recorder=recorder, registry=VERIFY)
 
 
+def exit_code(report, strict: bool) -> int:
+    """The report's exit code; an API that is down (4) or refuses the token (2) says so."""
+    api = [c.details["api_exit"] for c in report.checks if c.details.get("api_exit")]
+    return api[0] if api else report.exit_code(strict)
+
+
 def append_verify(report, site, options, redactor, recorder, strict: bool) -> int:
     """`check --create`'s last step: run the VERIFY checks, add them to ``report``."""
     if site.kind != "pbx_extension" or not options.api or not options.api.configured:
@@ -44,7 +50,7 @@ def append_verify(report, site, options, redactor, recorder, strict: bool) -> in
     extra = asyncio.run(_run(site, options, redactor, recorder))
     report.checks = [*report.checks, *extra.checks]
     report.finish(report.duration_ms + extra.duration_ms)
-    return report.exit_code(strict)
+    return exit_code(report, strict)
 
 
 @click.command()
@@ -86,5 +92,5 @@ def verify(config, sets, as_json, only, skip, timeout, insecure, ca_file, source
     with _Progress(not as_json and sys.stderr.isatty()) as progress:
         report = asyncio.run(_run(site, options, redactor, recorder, _ids(only), _ids(skip),
                                   progress.event))
-    output(report, site, redactor, recorder, report.exit_code(strict), pcap=pcap, junit=junit,
+    output(report, site, redactor, recorder, exit_code(report, strict), pcap=pcap, junit=junit,
            as_json=as_json, verbose=verbose, color=color)
