@@ -105,6 +105,7 @@ def main() -> None:  # noqa: C901 - one UA script reads best in one place
                  challenged=seen["challenged"], expires=prm.expiration,
                  active=info.regIsActive)
             seen["challenged"] = False
+            seen["final"] = prm.code
 
         def onIncomingCall(self, prm):
             call = Call(self, "in-" + str(prm.callId), prm.callId)
@@ -206,9 +207,10 @@ def main() -> None:  # noqa: C901 - one UA script reads best in one place
         ep.libHandleEvents(20)
     try:
         if acc.getInfo().regIsActive:
+            seen["final"] = None
             acc.setRegistration(False)  # our binding only (Expires 0 on our Contact)
-            end = time.monotonic() + 2
-            while time.monotonic() < end and acc.getInfo().regIsActive:
+            end = time.monotonic() + 2  # regIsActive drops at once: wait for the answer,
+            while time.monotonic() < end and seen["final"] is None:  # challenge included
                 ep.libHandleEvents(20)
     except pj.Error:
         pass
