@@ -75,6 +75,13 @@ def pbx_rule(path, line: str):
         path.write_text("")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_connector_left(lab):
+    """Later test modules expect no cloud agent registered as extension 100."""
+    yield
+    delete_connectors(lab)
+
+
 @pytest.fixture
 def clean_lab(lab):
     """A connector as the site file says, registered, and the rules files empty after."""
@@ -119,6 +126,7 @@ def test_check_create_then_verify_pass_both_directions(lab, run_sipkit):
 
 def test_pbx_refuses_register_from_the_cloud_address(clean_lab, run_sipkit):
     lab = clean_lab
+    delete_connectors(lab)  # first: the old agent's un-REGISTER must still get through
     with pbx_rule(lab.source_rules, f"{lab.connector_ip} refuse"):
         uid = fresh_connector(lab)
         reg = wait_registration(lab, uid, "failed")
