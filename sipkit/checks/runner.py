@@ -21,12 +21,13 @@ EventFn = Callable[[str, str, CheckResult | None], None]
 
 
 def select(only: Iterable[str] = (), skip: Iterable[str] = (),
-           registry: dict[str, str] = REGISTRY) -> tuple[list[str], set[str]]:
+           registry: dict[str, str] | None = None) -> tuple[list[str], set[str]]:
     """Checks to run in report order, and those skipped on request.
 
     ``--only X`` also runs what X depends on: a REGISTER needs the address DNS found.
     ``registry`` is the group: ``REGISTRY`` (check) or ``VERIFY`` (verify).
     """
+    registry = REGISTRY if registry is None else registry
     only, skip = set(only), set(skip)
     unknown = (only | skip) - set(registry)
     if unknown:
@@ -70,7 +71,7 @@ def not_for_kind(mod, kind: str) -> str | None:
 async def run_checks(site: AnySite, options: RunOptions, only: Iterable[str] = (),
                      skip: Iterable[str] = (), on_event: EventFn | None = None,
                      redactor: Redactor | None = None, recorder=None,
-                     facts: Facts | None = None, registry: dict[str, str] = REGISTRY
+                     facts: Facts | None = None, registry: dict[str, str] | None = None
                      ) -> Report:
     """Run the checks on ``site``'s first endpoint (a trunk's secondary gateway has a check
     of its own). ``facts`` lets a re-run (after --create) start from what a run learnt."""
