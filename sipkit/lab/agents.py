@@ -17,7 +17,7 @@ import uuid as uuidlib
 
 from .cloud_agent import MARK
 
-STOP_S = 4.0  # un-REGISTER takes ≤ 2 s
+STOP_S = 8.0  # un-REGISTER takes ≤ 2 s; a loaded machine needs more
 
 
 class CloudAgents:

@@ -287,24 +287,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     out["status"] = "answered"
     if params.get("test_hook") == "abort_after_answer":
         os.abort()  # a pjsip assertion in mid-call, for the tests
-    media_start = time.monotonic()
-    next_stats = [media_start]
-
-    def tick():
-        if time.monotonic() >= next_stats[0]:
-            call.snapshot()
-            next_stats[0] = time.monotonic() + STATS_EVERY_S
-
-    pump(lambda: "DISCONNECTED" in call.states, params.get("seconds", 3), tick)
-    out["media_seconds"] = round(time.monotonic() - media_start, 2)
-    out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
-    call.snapshot()
-    out.update(call.stats)
-    if not call.stats:
-        out["error"] = "the call was answered but no audio stream was set up"
-    if "DISCONNECTED" not in call.states:
-        call.hangup(pj.CallOpParam(True))
-        pump(lambda: "DISCONNECTED" in call.states, 2)
+    _hold(pj, call, out, params, pump)
     out["seconds_total"] = round(time.monotonic() - t0, 2)
     return _finish(state, out)
 
@@ -352,6 +335,13 @@ def _answer(pj, make_call, state: dict, out: dict, params: dict, pump) -> dict:
         return _finish(state, out)
     out["status"], out["code"] = "answered", 200
     out["answer_ms"] = _ms(t_invite)  # INVITE in -> ACK in
+    _hold(pj, call, out, params, pump, stop)
+    return _finish(state, out)
+
+
+def _hold(pj, call, out: dict, params: dict, pump, stop=()) -> None:
+    """An answered call: media for ``seconds`` (stats sampled, the far end may hang up
+    first, a non-empty ``stop`` ends it), then our hang-up; the numbers go into ``out``."""
     media_start = time.monotonic()
     next_stats = [media_start]
 
@@ -370,7 +360,6 @@ def _answer(pj, make_call, state: dict, out: dict, params: dict, pump) -> dict:
     if "DISCONNECTED" not in call.states:
         call.hangup(pj.CallOpParam(True))
         pump(lambda: "DISCONNECTED" in call.states, 2)
-    return _finish(state, out)
 
 
 def _stream_stats(pj, call, idx: int) -> dict:

@@ -93,7 +93,7 @@ def clean_lab(lab):
     fresh_connector(lab)
 
 
-def test_check_create_then_verify_pass_both_directions(lab, run_sipkit):
+def test_check_create_then_verify_pass_both_directions(lab, run_sipkit, tmp_path):
     env = lab_env(lab)
     delete_connectors(lab)
     proc = run_sipkit("check", "-c", str(lab.site_file), "--create", "--json", env=env,
@@ -119,9 +119,13 @@ def test_check_create_then_verify_pass_both_directions(lab, run_sipkit):
     out = by["call_via_pbx_outbound"]["details"]
     assert out["path"]["invite_from"] == lab.pbx_ip  # through the PBX, not from the cloud
     assert out["api_call"]["status"] in ("answered", "completed")
-    human = run_sipkit("verify", "-c", str(lab.site_file), "-vv", env=env, timeout=150)
+    pcap = tmp_path / "verify.pcap"
+    human = run_sipkit("verify", "-c", str(lab.site_file), "-vv", "--pcap", str(pcap), env=env,
+                       timeout=150)
     assert human.returncode == 0, human.stdout[-2000:]
-    assert_no_secrets(lab, proc.stdout, proc.stderr, human.stdout, human.stderr)
+    assert b"INVITE sip:100@" in pcap.read_bytes()  # the calls' SIP is the evidence
+    assert_no_secrets(lab, proc.stdout, proc.stderr, human.stdout, human.stderr,
+                      pcap.read_bytes().decode("latin-1"))
 
 
 def test_pbx_refuses_register_from_the_cloud_address(clean_lab, run_sipkit):
@@ -132,6 +136,7 @@ def test_pbx_refuses_register_from_the_cloud_address(clean_lab, run_sipkit):
         reg = wait_registration(lab, uid, "failed")
         assert reg["code"] == 403 and not reg["challenged"], reg
         proc, rep = verify(run_sipkit, lab)
+        delete_connectors(lab)  # while the rule holds: a retry must not register after it
     r = checks(rep)["cloud_registration"]
     assert proc.returncode == 1 and r["status"] == "fail", r
     assert r["details"]["cause"] == "address" and "before any challenge" in r["summary"]
@@ -145,6 +150,7 @@ def test_pbx_silently_drops_the_cloud_register(clean_lab, run_sipkit):
     with pbx_rule(lab.source_rules, f"{lab.connector_ip} drop"):
         fresh_connector(lab)
         proc, rep = verify(run_sipkit, lab)
+        delete_connectors(lab)  # while the rule holds: a retransmission must not register
     r = checks(rep)["cloud_registration"]
     assert proc.returncode == 1 and r["status"] == "fail", r
     assert r["details"].get("cause") == "silent" and "no answer" in r["summary"], r
@@ -204,10 +210,11 @@ def test_one_way_audio_on_the_real_path(clean_lab, run_sipkit):
     try:
         _nft("add", "table", "inet", table)
         _nft("add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }")
-        # RTP the cloud agent sends (its media ports, sipkit.lab.cloud_agent) to this lab's PBX
-        # host, where the test extension's media lives; SIP (5060, ephemeral) passes
+        # RTP the cloud agent sends to this lab's PBX host, where the test extension's media
+        # lives: UDP from the connector server whose payload starts with version 2 (RFC 3550
+        # §5.1: the top two bits); SIP is text, its first byte never has them
         _nft("add", "rule", "inet", table, "out", "ip", "saddr", lab.connector_ip, "ip", "daddr",
-             lab.pbx_ip, "udp", "sport", "30000-38999", "drop")
+             lab.pbx_ip, "meta", "l4proto", "udp", "@th,64,2", "2", "drop")
         proc, rep = verify(run_sipkit, lab, None, "--only", "call_via_pbx_inbound")
     finally:
         subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True,
@@ -261,3 +268,17 @@ def test_wrong_test_extension_password_is_tried_once(lab, run_sipkit):
     invites = [m for m in json.dumps(rep).split("INVITE sip:100@") if "Authorization" in m]
     assert len(invites) <= 1
     assert "wrong-test-pw" not in proc.stdout
+
+
+def test_verify_over_tls(lab, run_sipkit):
+    """A TLS connector: the cloud registers over TLS 5061, both calls go over TLS."""
+    uid = fresh_connector(lab, lab.tls_site_file)
+    try:
+        assert wait_registration(lab, uid)["state"] == "registered"
+        proc, rep = verify(run_sipkit, lab, lab.tls_site_file)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        for cid in ("call_via_pbx_inbound", "call_via_pbx_outbound"):
+            call = checks(rep)[cid]["details"]["call"]
+            assert call["tx"]["packets"] > 50 and call["rx"]["packets"] > 50, call
+    finally:
+        fresh_connector(lab)
