@@ -36,25 +36,29 @@ POLL_S = 0.5
 UNSETTLED = {"pending", "provisioning", "creating", "registering"}
 
 CAUSES = ("remote registration is disabled for the extension (it accepts only LAN devices)",
-          "an IP restriction on the extension (permit/deny, 'allowed networks') leaves out the "
-          "connector server",
+          ("an IP restriction on the extension (permit/deny, 'allowed networks') leaves out "
+           "the connector server"),
           "the firewall or port-forward does not let SIP in from the internet",
           "fail2ban / auto-defense / SIP guard has banned the connector server's address")
 NO_BINDING = {404, 480, 410, 408, 503}
-_CLOUD_SAYS = {
-    "password": ("the PBX refused the connector's password ({code} {reason} after its challenge)",
-                 "the password sent to Mihu is not extension {ext}'s password on the PBX: "
-                 "re-create the connector with the right pbx_password (`sipkit check --create "
-                 "--replace`), or set the extension's secret to it"),
-    "address": ("the PBX refused the cloud's REGISTER from {server} ({code} {reason}) before "
-                "any challenge: it does not accept this extension from that address",
-                "allow remote registration for extension {ext} and add the connector server "
-                "{server} to its permitted networks; whitelist it in fail2ban/auto-defense"),
-    "silent": ("the cloud's REGISTER from {server} got no answer from the PBX",
-               "SIP from the internet does not reach the PBX: open/forward {transport} {port} "
-               "to it, and check fail2ban/auto-defense has not banned {server}"),
-    "unknown_ext": ("the PBX does not know extension {ext} ({code} {reason})",
-                    "create extension {ext} on the PBX, or correct username_extension"),
+_CLOUD_SAYS = {  # cause: (what, fix)
+    "password": (
+        "the PBX refused the connector's password ({code} {reason} after its challenge)",
+        ("the password sent to Mihu is not extension {ext}'s password on the PBX: re-create "
+         "the connector with the right pbx_password (`sipkit check --create --replace`), or "
+         "set the extension's secret to it")),
+    "address": (
+        ("the PBX refused the cloud's REGISTER from {server} ({code} {reason}) before any "
+         "challenge: it does not accept this extension from that address"),
+        ("allow remote registration for extension {ext} and add the connector server "
+         "{server} to its permitted networks; whitelist it in fail2ban/auto-defense")),
+    "silent": (
+        "the cloud's REGISTER from {server} got no answer from the PBX",
+        ("SIP from the internet does not reach the PBX: open/forward {transport} {port} to "
+         "it, and check fail2ban/auto-defense has not banned {server}")),
+    "unknown_ext": (
+        "the PBX does not know extension {ext} ({code} {reason})",
+        "create extension {ext} on the PBX, or correct username_extension"),
 }
 
 
@@ -166,7 +170,7 @@ async def run(ctx: CheckContext) -> CheckResult:
             return ctx.result("pass", f"the PBX has the cloud's binding: extension {ext} "
                               f"answered through {pbx.hostport}"
                               + (f" from the connector server {answered_by}" if by_cloud
-                                 else f" (the Mihu API reports it registered)"), **details)
+                                 else " (the Mihu API reports it registered)"), **details)
         return ctx.result("warn", f"a call to extension {ext} was answered by {answered_by}, "
                           f"not by the connector server ({', '.join(sorted(cloud)) or '?'}): "
                           "the cloud's binding is not seen from here",

@@ -54,7 +54,7 @@ def _reader(lines: queue.Queue) -> None:
     lines.put(None)  # EOF: the sandbox is gone or deleted the connector
 
 
-def main() -> None:  # noqa: C901 - one UA script reads best in one place
+def main() -> None:  # one UA script: reads best in one place
     import pjsua2 as pj
 
     cfg_in = json.loads(sys.stdin.readline())

@@ -99,3 +99,4 @@ def test_test_extension_reads_env_and_is_a_secret(tmp_path, monkeypatch):
     assert test.password.get_secret_value() == "pw-test-ext-9"
     assert "pw-test-ext-9" in site.secrets()  # so every output redacts it
     assert "pw-test-ext-9" not in repr(site) and "pw-test-ext-9" not in str(site.public_view())
+
