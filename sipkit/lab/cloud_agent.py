@@ -205,6 +205,9 @@ def main() -> None:  # one UA script: reads best in one place
     while time.monotonic() < end and any(c.last not in ("ended", "failed") for c in
                                          calls.values()):
         ep.libHandleEvents(20)
+    end = time.monotonic() + 2  # a REGISTER in flight: let it finish, or its binding stays
+    while time.monotonic() < end and "final" not in seen:
+        ep.libHandleEvents(20)
     try:
         if acc.getInfo().regIsActive:
             seen["final"] = None
