@@ -126,6 +126,12 @@ def test_check_create_then_verify_pass_both_directions(lab, run_sipkit, tmp_path
     assert b"INVITE sip:100@" in pcap.read_bytes()  # the calls' SIP is the evidence
     assert_no_secrets(lab, proc.stdout, proc.stderr, human.stdout, human.stderr,
                       pcap.read_bytes().decode("latin-1"))
+    # the test extension removed its own binding: nothing is left registered as 200
+    test_pw = lab.passwords()["200"]
+    reg = run_sipkit("check", "-c", str(lab.site_file), "--only", "register", "--json",
+                     "--set", "username_extension=200", "--set", f"pbx_password={test_pw}",
+                     "--set", "check.test_extension=null", env=env)
+    assert checks(report_of(reg))["register"]["details"]["other_bindings"] == []
 
 
 def test_pbx_refuses_register_from_the_cloud_address(clean_lab, run_sipkit):
