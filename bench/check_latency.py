@@ -57,8 +57,7 @@ def main() -> None:
         ]
         import os
 
-        env = {**os.environ, **dict(line.split("=", 1)
-                                    for line in lab.env_file.read_text().split())}
+        env = {**os.environ, **lab.env()}
         subprocess.run(sipkit + [str(lab.site_file), "--create", "--json"], env=env,
                        capture_output=True, check=True)  # the connector exists: inbound calls go through
         rows.append(("sipkit check, UDP, all checks incl. both calls (3 s media each)",

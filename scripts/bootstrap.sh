@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(kamailio kamailio-tls-modules sip-tester sipsak openssl iproute2 nftables tshark make)
+# chromium: the --html report is checked in headless Chromium (tests/integration/test_html_report.py)
+APT_PACKAGES=(kamailio kamailio-tls-modules sip-tester sipsak openssl iproute2 nftables tshark make chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -17,3 +17,6 @@ $SIPKIT verify --config "$lab_dir/site.yaml"   # calls through the PBX to and fr
 echo
 echo "\$ sipkit connector list"
 $SIPKIT connector list
+echo
+echo "\$ sipkit check --config $lab_dir/trunk.yaml        # the lab carrier as a SIP trunk"
+$SIPKIT check --config "$lab_dir/trunk.yaml"

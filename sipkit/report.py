@@ -55,6 +55,9 @@ class Report(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     # With `check --create`: what was done in the Mihu API (no secrets), or why nothing was.
     provisioning: dict[str, Any] | None = None
+    # The PBX as sipkit recognised it (sipkit.pbx.fingerprint): brand, product, version,
+    # confidence, evidence, and how many requests this run sent it. None: nothing answered.
+    pbx: dict[str, Any] | None = None
 
     def finish(self, duration_ms: float) -> Report:
         self.duration_ms = round(duration_ms, 1)
@@ -70,6 +73,23 @@ class Report(BaseModel):
         if any(c.status == "fail" or (strict and c.status == "warn") for c in self.checks):
             return EXIT_FAIL
         return EXIT_OK
+
+
+def target_line(t: dict[str, Any]) -> str:
+    """What a report is about, in one line, for each target kind (no secrets are in ``t``)."""
+    from .net.addresses import hostport
+
+    if "capture" in t:
+        return f"analyze {t['capture']}"
+    if t.get("kind") == "sip_trunk":
+        gw = t.get("gateway", "")
+        return (f"trunk {t.get('name')} · {str(t.get('transport', '')).upper()} {gw}"
+                + (f":{t['port']}" if t.get("port") and ":" not in str(gw) else "")
+                + (f" · secondary {t['secondary_gateway']}" if t.get("secondary_gateway")
+                   else "") + f" · {t.get('api')} API")
+    return (f"{str(t.get('connection_type', '')).upper()} "
+            f"{hostport(str(t.get('registrar_server')), t.get('port'))} · extension "
+            f"{t.get('username_extension')} · setup_mode {t.get('setup_mode')}")
 
 
 def worst(statuses) -> Status:

@@ -102,10 +102,30 @@ class TestExtension(_Model):
         return self.number or self.username
 
 
-class CheckSettings(_Model):
-    """sipkit-only options; never sent to the API."""
+class NatBinding(_Model):
+    """The opt-in NAT binding test (check nat_binding): idle times to try, and its budget."""
 
-    connector_server: str = "auto"
+    idle_s: list[float] = [15, 30, 60, 120, 240]
+    budget_s: float = Field(default=300, gt=0, le=3600)
+    keepalive_s: float = Field(default=30, gt=0)  # the connector's keep-alive interval
+
+    @field_validator("idle_s")
+    @classmethod
+    def _growing(cls, v: list[float]) -> list[float]:
+        if not v or len(v) > 10 or any(x <= 0 for x in v) or v != sorted(v):
+            raise ValueError("must be 1 to 10 growing idle times in seconds, e.g. [15, 30, 60]")
+        return v
+
+
+class _CommonCheck(_Model):
+    """The ``check:`` options every target kind has; sipkit-only, never sent to an API."""
+
+    # The outside view (README "The outside view"): a sipkit reflector on the internet.
+    reflector: str | None = None  # its API, e.g. https://reflector.example.net:8443
+    reflector_token_file: Path | None = None  # else SIPKIT_REFLECTOR_TOKEN_FILE / _TOKEN
+    reflector_ca_file: Path | None = None  # the CA of its HTTPS certificate, if private
+    nat_binding: NatBinding | None = None  # opt-in (`nat_binding: {}` for the defaults)
+
     outbound_test_number: str | None = None
     call_seconds: float = Field(default=4.0, gt=0, le=60)
     # The cloud cannot reach a PBX on private space, so dns FAILs on it; set this when the
@@ -118,6 +138,26 @@ class CheckSettings(_Model):
     ca_file: Path | None = None
     nameserver: str | None = None
     source_ip: str | None = None
+
+    @field_validator("reflector")
+    @classmethod
+    def _reflector(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https://[^\s/]+(/\S*)?$", v):
+            raise ValueError("must be the reflector's https:// URL")
+        return v
+
+    @field_validator("source_ip")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is not None and parse_ip(v) is None:
+            raise ValueError("must be an IP address of this machine")
+        return v
+
+
+class CheckSettings(_CommonCheck):
+    """The ``check:`` section of a PBX extension's site file."""
+
+    connector_server: str = "auto"
     test_extension: TestExtension | None = None  # for `sipkit verify` (after creation)
 
     @field_validator("connector_server")
@@ -128,13 +168,6 @@ class CheckSettings(_Model):
         host, _ = split_hostport(v, 5060)  # ValueError names the bad port
         if not (is_hostname(host) or parse_ip(host)):
             raise ValueError("must be 'auto', a host name or an IP address, optionally with :port")
-        return v
-
-    @field_validator("source_ip")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        if v is not None and parse_ip(v) is None:
-            raise ValueError("must be an IP address of this machine")
         return v
 
 
@@ -273,24 +306,14 @@ def _gateway(v: str | None) -> str | None:
     return v.rstrip(".").lower() if parse_ip(host) is None else v
 
 
-class TrunkCheckSettings(_Model):
-    """sipkit-only options for a trunk; never sent to the API."""
+class TrunkCheckSettings(_CommonCheck):
+    """The ``check:`` section of a trunk's site file (a test call only with
+    outbound_test_number: a call through a trunk can be billed)."""
 
-    outbound_test_number: str | None = None  # only with it does sipkit place a (billable) call
-    call_seconds: float = Field(default=4.0, gt=0, le=60)
     # auto: prove the credentials by a challenged OPTIONS, else a REGISTER if the provider
     # offers registration; required: the provider expects REGISTER; never: do not send one.
     registration: Literal["auto", "required", "never"] = "auto"
-    allow_private_registrar: bool = False
-    max_loss_pct: float = Field(default=1.0, ge=0, le=100)
-    max_jitter_ms: float = Field(default=30.0, ge=0)
-    min_mos: float = Field(default=3.6, ge=1, le=4.5)
-    ca_file: Path | None = None
-    nameserver: str | None = None
-    source_ip: str | None = None
     realm: str | None = None  # the SIP domain of the account, when it is not the gateway
-
-    _source = field_validator("source_ip")(CheckSettings._source.__func__)
 
 
 class TrunkSite(_Model):
@@ -335,7 +358,7 @@ class TrunkSite(_Model):
         if self.api == "mihu_byo" and not self.agent_uuid:
             raise ValueError("agent_uuid is required for api mihu_byo")
         if (self.username is None) != (self.password is None):
-            raise ValueError("set both username and password, or neither")
+            raise ValueError("username and password: set both, or neither")
         host, port = split_hostport(self.gateway, 0)
         if port and self.port and port != self.port:
             raise ValueError(f"gateway says port {port} but port is {self.port}")
@@ -444,8 +467,10 @@ def _problems_from(err: ValidationError) -> list[FieldProblem]:
         top = loc[0] if loc else "auth_username"
         kind, msg = e["type"], e["msg"].removeprefix("Value error, ")
         fix = _FIXES.get(top, "see README 'Site file'")
-        if not loc:  # a model-level rule: the auth_ pair
-            field = "auth_username/auth_password"
+        if not loc:  # a model-level rule: its message names the field first
+            first = (msg.split() or [""])[0]
+            field = first if first in _FIXES else "auth_username/auth_password"
+            fix = _FIXES.get(first, fix)
         elif kind == "missing":
             msg = "is required and missing"
         elif kind == "extra_forbidden":
@@ -506,14 +531,18 @@ def load_site(
     data = _expand(data, "", problems, env)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    # An override replaces a field whose ${VAR} was unset; the others are reported together
+    # with every validation problem, so one unset variable does not hide the rest.
+    problems = [p for p in problems if p.field not in (overrides or {})]
+    try:
+        site: AnySite = (TrunkSite if data.get("kind") == "sip_trunk" else Site) \
+            .model_validate(data)
+    except ValidationError as err:
+        unset = {p.field for p in problems}
+        problems += [p for p in _problems_from(err) if p.field not in unset]
     if problems:
         raise SettingsError(source, problems)
-    try:
-        if data.get("kind") == "sip_trunk":
-            return TrunkSite.model_validate(data)
-        return Site.model_validate(data)
-    except ValidationError as err:
-        raise SettingsError(source, _problems_from(err)) from None
+    return site
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -46,6 +46,24 @@ def run_sipkit():
     return run
 
 
+def yaml_variant(source: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of a site file with ``changes`` applied: ``key=value``, ``outer.inner=value``
+    for the check: section, ``key=None`` to remove a field."""
+    import yaml
+
+    data = yaml.safe_load(source.read_text())
+    for key, value in changes.items():
+        outer, _, inner = key.rpartition(".")
+        node = data.setdefault(outer, {}) if outer else data
+        if value is None:
+            node.pop(inner, None)
+        else:
+            node[inner] = value
+    path = tmp_path / f"{source.stem}-{os.urandom(3).hex()}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def report_of(proc) -> dict:
     """Parse --json output, failing with the process's stderr if it is not JSON."""
     try:

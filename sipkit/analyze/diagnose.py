@@ -23,6 +23,7 @@ from .dialogs import Dialog, Tracker
 from .reader import ReadStats
 
 MAX_EXAMPLES = 5
+MEDIA_NOT_CAPTURED = "RTP not in this capture"
 MAX_ROWS = 200  # dialog rows kept for the table (problems first)
 MAX_AORS = 10000
 
@@ -243,6 +244,12 @@ class Findings:
         dialogs = sum(v for k, v in t.items() if k.startswith("kind:"))
         cap = (f"{stats.packets} packets, {tracker.sip_messages} SIP messages, {dialogs} "
                f"Call-IDs, {tracker.rtp_packets} RTP packets")
+        if not tracker.rtp_packets:
+            # No RTP anywhere (sipkit's own --pcap, a capture filtered to signalling): a call's
+            # media cannot be judged, so "no audio" would send people the wrong way.
+            for r in self.rows:
+                if r["problem"] == "no audio":
+                    r["problem"], r["media"] = None, MEDIA_NOT_CAPTURED
         rows = sorted(self.rows, key=lambda r: r["problem"] is None)
         cap_details = {
             "packets": stats.packets, "sip_messages": tracker.sip_messages,
@@ -342,8 +349,8 @@ class Findings:
             counts = {"both_ways": t.get("audio_ok", 0), "one_way": t.get("one_way_audio", 0),
                       "none": t.get("no_audio", 0), "hold": t.get("audio_hold", 0)}
             if not tracker.rtp_packets:
-                add("one_way_audio", "skip", "no RTP in the capture (capture filtered to "
-                    "signalling?): media cannot be judged", **counts)
+                add("one_way_audio", "skip", f"{MEDIA_NOT_CAPTURED} (filtered to signalling, "
+                    "or written by sipkit check --pcap): media not judged", **counts)
             elif t.get("one_way_audio") or t.get("no_audio"):
                 first = (ex("one_way_audio") or ex("no_audio"))[0]
                 add("one_way_audio", "fail", f"{t.get('one_way_audio', 0)} one-way and "

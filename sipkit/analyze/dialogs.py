@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..net.addresses import address_kind, parse_ip
 from ..net.addresses import hostport as hp
+from ..net.outcome import Outcome
 from ..redact import redact_text
 from ..report import Evidence
 from ..sip.errors import SipParseError
@@ -90,6 +91,14 @@ class Dialog:
         return self.answered_at is not None
 
     @property
+    def outcome(self) -> str:
+        """The dialog's first transaction in the checks' and probes' vocabulary
+        (sipkit.net.outcome): what a capture can tell of it."""
+        if self.finals:
+            return Outcome.ANSWERED.value
+        return (Outcome.PROVISIONAL_ONLY if self.provisionals else Outcome.NO_ANSWER).value
+
+    @property
     def max_request_copies(self) -> int:
         return max(self.requests.values(), default=0)
 
@@ -98,6 +107,7 @@ class Dialog:
         return {"call_id": self.call_id, "kind": self.kind, "from": self.from_user,
                 "to": self.to_user, "src": self.src, "dst": self.dst,
                 "transport": self.transport, "final": f"{f[0]} {f[1]}" if f else None,
+                "outcome": self.outcome,
                 "packets": self.packets, "challenges": self.challenges,
                 "authenticated_requests": self.auth_requests,
                 "max_sends": self.max_request_copies,

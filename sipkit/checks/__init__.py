@@ -17,10 +17,14 @@ REGISTRY: dict[str, str] = {
     "register": "register",
     "credentials": "credentials",
     "secondary_gateway": "secondary_gateway",
+    "outside_reach": "outside_reach",
+    "sip_alg": "sip_alg",
+    "nat_binding": "nat_binding",
     "allowed_ip": "allowed_ip",
     "normalizer": "normalizer",
     "call_inbound": "call_inbound",
     "call_outbound": "call_outbound",
+    "trunk_call": "trunk_call",
 }
 
 

@@ -17,6 +17,7 @@ from ..net.target import Target  # noqa: F401  (re-exported: checks speak of Tar
 from ..redact import Redactor, redact_text
 from ..report import CheckResult, Evidence, Status
 from ..endpoint import SipEndpoint
+from ..pbx.requestlog import RequestLog
 from ..settings import AnySite
 
 ALL_KINDS = ("pbx_extension", "sip_trunk")
@@ -53,6 +54,9 @@ class Facts:
     server_header: str | None = None  # transport/register: Server or User-Agent seen
     seen_as: str | None = None  # register: our address as the PBX saw it (received/rport)
     registered: bool | None = None  # register: the authenticated REGISTER got a 2xx
+    # every check's SIP, through the tap (sipio.tap_for): the run-level view the PBX
+    # fingerprint and the ban detector read after the run (sipkit.pbx.apply)
+    requests: RequestLog = field(default_factory=RequestLog)
     # cloud_registration (after creation), for the two calls through the PBX:
     connector: Any = None  # the connector as the Mihu API has it (sipkit.mihu.models)
     via_pbx_call: Any = None  # its call to the connector's extension (a media CallResult)

@@ -29,7 +29,7 @@ KINDS = ("pbx_extension",)
 NOT_FOR = {"sip_trunk": "the trunk's own test call is the trunk_call check"}
 BUDGET = budget
 
-_MEANING = {404: "the PBX does not know this number", 484: "the number is incomplete for "
+MEANING = {404: "the PBX does not know this number", 484: "the number is incomplete for "
             "the PBX's dial plan", 403: "the PBX forbids this extension to call it",
             480: "the destination is unavailable", 486: "busy", 488: "no common codec",
             503: "the PBX has no route (trunk down?)", 603: "declined"}
@@ -63,7 +63,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     if r.status == "answered":
         return judge_audio(ctx, r, f"the PBX connected {shown}", **details)
     if r.status == "rejected":
-        meaning = _MEANING.get(r.code or 0, "the PBX refused the call")
+        meaning = MEANING.get(r.code or 0, "the PBX refused the call")
         return ctx.result("fail", f"the PBX rejected {shown} with {r.code} {r.reason}: "
                           f"{meaning}", "fix the connector's normalizer so numbers reach the "
                           "PBX in the form its dial plan expects (`sipkit normalize --explain`)"

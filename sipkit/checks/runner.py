@@ -139,6 +139,10 @@ async def run_checks(site: AnySite, options: RunOptions, only: Iterable[str] = (
 
     await asyncio.gather(*(wrapped(cid) for cid in ids))
     report.checks = [futures[cid].result() for cid in ids]
+    # The one post-pass: the PBX's brand, brand-specific causes/fixes, the ban verdict.
+    from ..pbx.apply import apply as know_the_pbx
+
+    await know_the_pbx(report, site, facts, options)
     return report.finish((time.monotonic() - started) * 1000)
 
 

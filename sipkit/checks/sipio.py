@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import time
 from contextlib import asynccontextmanager
 
 from .. import __version__
@@ -31,13 +32,14 @@ def ssl_context(ctx: CheckContext, verify: bool) -> ssl.SSLContext:
 
 
 def tap_for(ctx: CheckContext, evidence: bool = True):
-    """A transport tap: each message becomes an Evidence row (and a pcap packet with --pcap)."""
+    """A transport tap: each message becomes an Evidence row (and a pcap packet with --pcap)
+    and an entry of the run's request log."""
     recorder = ctx.recorder
-    if not evidence and recorder is None:
-        return None
+    log = ctx.facts.requests  # the run's request log (PBX fingerprint, ban detection)
 
     def tap(direction: str, data: bytes, local: tuple, remote: tuple, transport: str,
             ts: float) -> None:
+        log.tap(direction, data, local, remote, transport, ts)
         if recorder is not None:
             recorder.tap(direction, data, local, remote, transport, ts)
         if not evidence:
@@ -63,10 +65,15 @@ async def open_target(ctx: CheckContext, target: Target, *, transport: str | Non
     """Connect to ``target`` (over ``transport`` if given) and close afterwards."""
     proto = transport or target.transport
     sslctx = ssl_context(ctx, verify) if proto == "tls" else None
-    conn: SipConnection = await connect(
-        target.ip, target.port, proto, local_ip=ctx.options.source_ip, ssl_context=sslctx,
-        server_hostname=target.host if sslctx is not None else None,
-        timeout=ctx.options.timeout, tap=tap_for(ctx, evidence=record))
+    try:
+        conn: SipConnection = await connect(
+            target.ip, target.port, proto, local_ip=ctx.options.source_ip, ssl_context=sslctx,
+            server_hostname=target.host if sslctx is not None else None,
+            timeout=ctx.options.timeout, tap=tap_for(ctx, evidence=record))
+    except (TimeoutError, ConnectionRefusedError):  # the run's request log: a ban drops SYNs
+        ctx.facts.requests.connect_failed(ctx.options.source_ip, target.ip, target.port, proto,
+                                          time.time())
+        raise
     try:
         yield conn
     finally:

@@ -52,6 +52,9 @@ def _cert_facts(der: bytes | None) -> dict:
             "serial": format(cert.serial_number, "x")}
 
 
+cert_facts = _cert_facts  # public: the reflector reads certificates as served outside
+
+
 async def handshake(ctx: CheckContext, target: Target, verify: bool) -> dict:
     """Connect, send one OPTIONS (for the Date header), return the facts or the error."""
     out: dict = {}

@@ -25,7 +25,9 @@ LARGE_SIZES = (1400, 3200)
 
 
 def BUDGET(options, site) -> float:
-    return 4 * options.timeout * (options.samples + len(LARGE_SIZES) + 2) + 5
+    # the probes, the padded OPTIONS, then one round of alternatives when nothing answers
+    return 4 * options.timeout * (options.samples + len(LARGE_SIZES) + 2) + 5 \
+        + min(options.timeout, 2.0) * 2 + 2
 
 
 async def tcp_connect(ip: str, port: int, timeout: float, local_ip: str | None) -> str:
@@ -127,6 +129,94 @@ _EXPLAIN = {
     "network_error": ("cannot send to {t} ({error})",
                       "check this machine's network and the --source-ip address"),
 }
+_ALG_FIX = ("UDP SIP is filtered while TCP passes: disable the SIP ALG / SIP helper on the "
+            "router, or use connection_type: tls")
+
+
+def alternatives(transport: str, port: int) -> list[tuple[str, int]]:
+    """What else to try when the configured transport fails: the usual mistakes are the other
+    transport on the same port, or the standard port of a transport (RFC 3261 §19.1.2)."""
+    if transport == "udp":
+        alts = [("tcp", port), ("tls", port), ("udp", 5060), ("tls", 5061)]
+    else:
+        alts = [("tcp", port), ("udp", port), ("udp", 5060), ("tls", 5061)]
+    out: list[tuple[str, int]] = []
+    for alt in alts:
+        if alt != (transport, port) and alt not in out:
+            out.append(alt)
+    return out
+
+
+def explain(row: dict, alts: dict[str, str]) -> tuple[str, str]:
+    """The summary and fix for an address that did not answer, weighing every fact gathered:
+    the row of the configured transport and ``alts`` ("tls:5061" -> "answered" or the failure
+    verdict of one OPTIONS there). Pure: unit-tested on its own."""
+    tgt = row["target"]
+    proto, port = tgt["transport"], tgt["port"]
+    t = f"{proto.upper()} {hostport(tgt['ip'], port)}"
+    verdict = row["verdict"]
+    fmt = {"t": t, "port": port, "proto": proto.upper(), "error": row.get("error", "")}
+    problem, fix = _EXPLAIN.get(verdict, ("{t}: " + verdict, "see -v evidence"))
+    if proto == "tls" and row.get("tcp") == "open" and verdict == "no_answer":
+        # The TCP connect succeeded, so nothing is "silently dropped": TLS itself got no answer.
+        problem = "TCP {port} connects, but TLS on {t} gets no answer (handshake or OPTIONS)"
+    summary, hint = problem.format(**fmt), fix.format(**fmt)
+
+    def ok(transport: str, p: int) -> bool:
+        return alts.get(f"{transport}:{p}") == "answered"
+
+    answering = [f"{k.split(':')[0].upper()} {k.split(':')[1]}"
+                 for k, v in alts.items() if v == "answered"]
+    if answering:
+        summary += "; SIP answers over " + ", ".join(answering)
+    elif row.get("tcp_same_port") == "open":
+        summary += "; TCP on the same port connects"
+    if proto == "udp":
+        also = " (or keep UDP and set port: 5060, where UDP answers)" if ok("udp", 5060) else ""
+        if ok("tls", port):
+            hint = f"port {port} speaks TLS, not UDP: set connection_type: tls{also}"
+        elif ok("udp", 5060):
+            hint = f"UDP SIP listens on 5060, not {port}: set port: 5060"
+        elif ok("tls", 5061):
+            hint = ("the PBX speaks TLS on 5061, not UDP: set connection_type: tls and "
+                    "port: 5061")
+        elif ok("tcp", port):
+            hint = (_ALG_FIX if verdict == "no_answer" else
+                    f"this port speaks TCP, not UDP: enable UDP SIP on the PBX's port {port} "
+                    "(the connector speaks UDP or TLS), or use connection_type: tls")
+        elif row.get("tcp_same_port") == "open" and verdict == "no_answer":
+            hint = _ALG_FIX
+    else:
+        plain = [tr.upper() for tr in ("tcp", "udp") if ok(tr, port)]
+        if ok("tls", 5061):
+            hint = "TLS listens on 5061: set port: 5061"
+        elif plain:
+            hint = (f"port {port} speaks plain SIP ({'/'.join(plain)}), not TLS: set "
+                    "connection_type: udp, or the port of the PBX's TLS listener (usually 5061)")
+        elif ok("udp", 5060):
+            hint = ("the PBX answers UDP on 5060 but not TLS: enable its TLS listener, or set "
+                    "connection_type: udp and port: 5060")
+    return summary, hint
+
+
+async def _answers(ctx: CheckContext, target: Target) -> str:
+    """One OPTIONS to an alternative: "answered" or the failure verdict."""
+    opts = ctx.options
+    try:
+        async with open_target(ctx, target, verify=False) as conn:
+            ex = await conn.request(Dialogless(conn, target).options(),
+                                    timeout=min(opts.timeout, 2.0), t1=opts.t1)
+            return _classify(ex)
+    except (TimeoutError, OSError) as exc:
+        return of_exception(exc).outcome.value
+
+
+async def _alternatives(ctx: CheckContext, row: dict) -> dict[str, str]:
+    tgt = row["target"]
+    alts = alternatives(tgt["transport"], tgt["port"])
+    found = await asyncio.gather(*(_answers(ctx, Target(tgt["host"], tgt["ip"], p, tr))
+                                   for tr, p in alts))
+    return {f"{tr}:{p}": v for (tr, p), v in zip(alts, found)}
 
 
 async def run(ctx: CheckContext) -> CheckResult:
@@ -141,15 +231,9 @@ async def run(ctx: CheckContext) -> CheckResult:
     ctx.facts.server_header = next((r["server"] for r in good if r.get("server")), None)
     if not good:
         r = bad[0]
-        t = f"{r['target']['transport'].upper()} {hostport(r['target']['ip'], r['target']['port'])}"
-        problem, fix = _EXPLAIN.get(r["verdict"], ("{t}: " + r["verdict"], "see -v evidence"))
-        fmt = {"t": t, "port": r["target"]["port"], "proto": r["target"]["transport"].upper(),
-               "error": r.get("error", "")}
-        summary, hint = problem.format(**fmt), fix.format(**fmt)
-        if r.get("tcp_same_port") == "open":
-            summary += "; TCP on the same port answers"
-            hint = ("UDP SIP is filtered while TCP passes: disable the SIP ALG / SIP helper on "
-                    "the router, or use connection_type: tls")
+        alts = await _alternatives(ctx, r)
+        details["alternatives"] = alts
+        summary, hint = explain(r, alts)
         return ctx.result("fail", summary, hint, **details)
 
     r = good[0]

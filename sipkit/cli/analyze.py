@@ -13,9 +13,12 @@ import click
               "`sipkit check --json`).")
 @click.option("--dialogs", type=click.IntRange(0), default=30, show_default=True,
               help="How many dialogs to list (problems first).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page: verdicts, example ladders as "
+                   "sequence diagrams.")
 @click.option("-v", "--verbose", count=True, help="Show a SIP ladder of an example dialog for "
               "each problem.")
-def analyze(capture, as_json, dialogs, verbose):
+def analyze(capture, as_json, dialogs, verbose, html_file):
     """Diagnose a SIP capture (pcap/pcapng): registrations, auth loops, calls and their
     answers, retransmissions, SDP addresses, NAT, RTP each way.
 
@@ -36,6 +39,10 @@ def analyze(capture, as_json, dialogs, verbose):
     except (ValueError, OSError) as exc:
         raise UsageError(f"{capture}: {exc}") from None
     redactor = Redactor()
+    if html_file is not None:
+        from ..render.html import render as render_html
+
+        html_file.write_text(render_html(report, redactor), encoding="utf-8")
     if as_json:
         from ..render.json import render
 
@@ -43,14 +50,15 @@ def analyze(capture, as_json, dialogs, verbose):
     else:
         import sys
 
-        from ..render.human import render
+        from ..render.human import render, screen
 
+        color, width = screen(sys.stdout)
         cap = report.get("capture")
         rows = (cap.details.get("dialogs", []) if cap else [])[:dialogs]
         if rows:
-            width = None if sys.stdout.isatty() else 120
             click.echo(dialog_table(rows, width), nl=False)
-        click.echo(render(report, redactor, verbose=verbose), nl=False)
+        click.echo(render(report, redactor, verbose=verbose, color=color, width=width), nl=False,
+                   color=color)
     click.get_current_context().exit(1 if report.status in ("fail", "error") else 0)
 
 
@@ -71,7 +79,8 @@ def dialog_table(rows: list[dict], width: int | None = None) -> str:
     for r in rows:
         rtp = f"{r['rtp_to_callee']}/{r['rtp_to_caller']}" if r["kind"] == "INVITE" else ""
         t.add_row(r["call_id"][:20], r["kind"], f"{r['from'] or '?'} → {r['to'] or '?'}",
-                  r["final"] or "-", str(r["packets"]), rtp, r["problem"] or "")
+                  r["final"] or "-", str(r["packets"]), rtp,
+                  r["problem"] or (f"({r['media']})" if r.get("media") else ""))
     buf = StringIO()
     Console(file=buf, highlight=False, width=width or 120, soft_wrap=False).print(t)
     return buf.getvalue()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from ..errors import UsageError
+from .exitcodes import INTERRUPTED
 
 # Checks that depend on the connector existing; `--create` runs them again afterwards.
 POST_CREATE = ("allowed_ip", "call_inbound")
@@ -88,11 +91,14 @@ class _Progress:
 @click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every SIP message sipkit sent and received to this pcap (no root "
                    "needed; passwords and digest responses masked).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page for a support ticket: verdicts, SIP "
+                   "sequence diagrams, call media, settings (no secrets).")
 @click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
-          strict, verbose, color, create, replace, junit, pcap, api_url, token_file):
+          strict, verbose, color, create, replace, junit, pcap, html_file, api_url, token_file):
     """Check that a PBX extension (or a SIP trunk) will work with Mihu.
 
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
@@ -101,35 +107,58 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
     from ..checks.runner import run_checks
 
     site, api, options, redactor, recorder = prepare(
-        config, sets, api_url, token_file, pcap, timeout=timeout, insecure=insecure,
+        config, sets, api_url, token_file, pcap, as_json, timeout=timeout, insecure=insecure,
         ca_file=ca_file, nameserver=nameserver, source_ip=source_ip, verbose=verbose)
     live = not as_json and sys.stderr.isatty()
+    finished: list = []
+
+    def on_event(cid, kind, result):
+        progress.event(cid, kind, result)
+        if kind == "done":
+            finished.append(result)
+
+    t0 = time.monotonic()
     with _Progress(live) as progress:
-        report = asyncio.run(run_checks(site, options, _ids(only), _ids(skip),
-                                        on_event=progress.event, redactor=redactor,
-                                        recorder=recorder))
-    code = report.exit_code(strict)
+        report = _interruptible(run_checks(site, options, _ids(only), _ids(skip),
+                                           on_event=on_event, redactor=redactor,
+                                           recorder=recorder))
+    interrupted = report is None
+    if interrupted:  # Ctrl-C: the calls hung up and the checks cleaned up; say what finished
+        from ..report import Report
+
+        report = Report(target=site.public_view(), checks=finished,
+                        options={"interrupted": True}).finish((time.monotonic() - t0) * 1000)
+        create = False
+    code = INTERRUPTED if interrupted else report.exit_code(strict)
     if create:
         code = _create(report, site, code, replace, api)
         if report.provisioning and report.provisioning.get("connector"):
             # Checks that need the connector (server allocated, source allowed) run again.
             again = [c.id for c in report.checks if c.id in POST_CREATE]
             if again:
-                rerun = asyncio.run(run_checks(site, options, only=again, redactor=redactor,
-                                               recorder=recorder))
-                fresh = {c.id: c for c in rerun.checks if c.id in again}
-                report.checks = [fresh.get(c.id, c) for c in report.checks]
-                report.finish(report.duration_ms + rerun.duration_ms)
-                code = max(code, report.exit_code(strict))
-            # Last step: prove the real path through the PBX to and from the connector.
-            from .verify import append_verify
+                rerun = _interruptible(run_checks(site, options, only=again,
+                                                  redactor=redactor, recorder=recorder))
+                if rerun is None:  # Ctrl-C: the first run's verdicts and the connector stand
+                    interrupted, code = True, INTERRUPTED
+                else:
+                    fresh = {c.id: c for c in rerun.checks if c.id in again}
+                    report.checks = [fresh.get(c.id, c) for c in report.checks]
+                    report.finish(report.duration_ms + rerun.duration_ms)
+                    code = max(code, report.exit_code(strict))
+            if not interrupted:  # last step: the real path through the PBX (sipkit verify)
+                from .verify import append_verify
 
-            code = max(code, append_verify(report, site, options, redactor, recorder, strict))
-    output(report, site, redactor, recorder, code, pcap=pcap, junit=junit, as_json=as_json,
-           verbose=verbose, color=color)
+                code = max(code, append_verify(report, site, options, redactor, recorder,
+                                               strict))
+    write_outputs(report, site, redactor, recorder, pcap=pcap, junit=junit,
+                  html_file=html_file, as_json=as_json, verbose=verbose, color=color)
+    if interrupted:
+        click.echo("interrupted (Ctrl-C): test calls hung up, their registrations removed; "
+                   f"{len(finished)} check(s) finished, the others did not", err=True)
+    click.get_current_context().exit(code)
 
 
-def prepare(config, sets, api_url, token_file, pcap, **flags):
+def prepare(config, sets, api_url, token_file, pcap, as_json: bool, **flags):
     """Settings, API settings, run options, the redactor and the --pcap recorder, from the
     flags (check and verify)."""
     from ..checks.base import RunOptions
@@ -138,16 +167,22 @@ def prepare(config, sets, api_url, token_file, pcap, **flags):
     from ..redact import Redactor
     from ..settings import load_site, parse_overrides
 
-    if config is None and not sets:
-        raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
-                         "see README 'Site file'")
-    site = load_site(config, parse_overrides(list(sets)))
-    api = ApiSettings.load(api_url, token_file)
+    try:
+        if config is None and not sets:
+            raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
+                             "see README 'Site file'")
+        site = load_site(config, parse_overrides(list(sets)))
+        api = ApiSettings.load(api_url, token_file)
+    except UsageError as exc:
+        if as_json:  # scripts read stdout: the error as JSON there, the message on stderr
+            from ..render.json import error_object
+
+            click.echo(error_object(exc))
+        raise
     c = site.check
     options = RunOptions(
         timeout=flags["timeout"], insecure=flags["insecure"],
-        ca_file=flags["ca_file"] or c.ca_file,
-        nameserver=flags.get("nameserver") or c.nameserver,
+        ca_file=flags["ca_file"] or c.ca_file, nameserver=flags.get("nameserver") or c.nameserver,
         source_ip=flags["source_ip"] or c.source_ip, verbose=flags["verbose"], api=api)
     redactor = Redactor(secrets_of(site) + ([api.token.get_secret_value()] if api.token else []))
     recorder = None
@@ -158,9 +193,9 @@ def prepare(config, sets, api_url, token_file, pcap, **flags):
     return site, api, options, redactor, recorder
 
 
-def output(report, site, redactor, recorder, code: int, *, pcap, junit, as_json, verbose,
-           color) -> None:
-    """Write --pcap and --junit, print the report, exit with ``code`` (check and verify)."""
+def write_outputs(report, site, redactor, recorder, *, pcap, junit, html_file, as_json,
+                  verbose, color) -> None:
+    """--pcap, --junit, --html, then the report on stdout (check and verify)."""
     from ..checks.runner import secrets_of
 
     if recorder is not None:
@@ -171,15 +206,54 @@ def output(report, site, redactor, recorder, code: int, *, pcap, junit, as_json,
         from ..render.junit import render as render_junit
 
         junit.write_text(render_junit(report, redactor))
+    if html_file is not None:
+        from ..render.html import render as render_html
+
+        html_file.write_text(render_html(report, redactor, {"check": site.check.model_dump(
+            mode="json")}), encoding="utf-8")
+    _output(report, redactor, as_json, verbose, color)
+
+
+def _output(report, redactor, as_json: bool, verbose: int, color: bool | None) -> None:
     if as_json:
         from ..render.json import render as render_json
 
         click.echo(render_json(report, redactor))
     else:
         from ..render.human import render as render_human
+        from ..render.human import screen
 
-        click.echo(render_human(report, redactor, verbose=verbose, color=color), nl=False)
-    click.get_current_context().exit(code)
+        color, width = screen(sys.stdout, color)
+        click.echo(render_human(report, redactor, verbose=verbose, color=color, width=width),
+                   nl=False, color=color)
+
+
+def _interruptible(coro):
+    """asyncio.run, except that Ctrl-C cancels the checks and returns None once they have
+    cleaned up (a test call hangs up and un-registers on cancellation: sipkit.media.call).
+    A second Ctrl-C is Python's own KeyboardInterrupt."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        hit = []
+
+        def on_sigint():
+            hit.append(True)
+            loop.remove_signal_handler(signal.SIGINT)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if hit:
+                return None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(main())
 
 
 def _create(report, site, code: int, replace: bool, api) -> int:
@@ -194,6 +268,8 @@ def _create(report, site, code: int, replace: bool, api) -> int:
     from ..mihu.client import MihuClient
     from ..mihu.provision import provision
 
+    if site.kind == "sip_trunk":
+        from ..mihu.trunk_provision import provision_trunk as provision
     try:
         with MihuClient.from_settings(api) as client:
             report.provisioning = provision(client, site, replace=replace)

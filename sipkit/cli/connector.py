@@ -3,45 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-_api_options = [
-    click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL",
-                 help="Mihu API base, e.g. https://YOUR-WORKSPACE.mihu.ai (or SIPKIT_API_URL)."),
-    click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-                 envvar="SIPKIT_API_TOKEN_FILE",
-                 help="File holding the API token (or SIPKIT_API_TOKEN / SIPKIT_API_TOKEN_FILE)."),
-    click.option("--timeout", type=click.FloatRange(0.5, 300), default=15.0, show_default=True,
-                 help="Seconds per HTTP request."),
-    click.option("--json", "as_json", is_flag=True, help="Print JSON only."),
-]
-
-
-def api_options(fn):
-    for opt in reversed(_api_options):
-        fn = opt(fn)
-    return fn
-
-
-def _client(api_url, token_file, timeout):
-    from ..mihu.client import MihuClient
-
-    return MihuClient.from_env(api_url, token_file, timeout)
-
-
-def _console():
-    import sys
-
-    from rich.console import Console
-
-    # Piped output is not 80 columns of a terminal: do not squeeze UUIDs into "…".
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2))
+from .api_common import add_create_command, api_options
+from .api_common import client as _client
+from .api_common import console as _console
+from .api_common import echo_json as _echo_json
 
 
 def _show(connector: dict, title: str | None = None) -> None:
@@ -76,47 +44,23 @@ def connector() -> None:
     2 fix input or credentials (401/403/422), 4 API unreachable or failing (retry later)."""
 
 
-@connector.command("create")
-@click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              envvar="SIPKIT_CONFIG", help="Site file: the same one `sipkit check` reads.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field.")
-@click.option("--skip-checks", is_flag=True, help="Create without running `sipkit check` first.")
-@click.option("--replace", is_flag=True,
-              help="If a connector for this number exists with other settings, delete it and "
-                   "create it anew.")
-@api_options
-def create(config, sets, skip_checks, replace, api_url, token_file, timeout, as_json):
-    """Create the connector for a site file, idempotently: re-running is safe."""
-    from ..settings import load_site, parse_overrides
-
-    site = load_site(config, parse_overrides(list(sets)))
-    client = _client(api_url, token_file, timeout)  # fail on missing URL/token before checking
-    report = None
-    if not skip_checks:
-        import asyncio
-
-        from ..checks.base import RunOptions
-        from ..checks.runner import run_checks
-
-        report = asyncio.run(run_checks(site, RunOptions(
-            ca_file=site.check.ca_file, nameserver=site.check.nameserver,
-            source_ip=site.check.source_ip)))
-        failed = [c for c in report.checks if c.status in ("fail", "error")]
-        if failed:
-            msg = "; ".join(f"{c.id}: {c.summary}" for c in failed)
-            raise click.ClickException(f"not creating the connector: {len(failed)} check(s) "
-                                       f"failed — {msg}. Run `sipkit check` for the fixes, "
-                                       "or --skip-checks")
+def _provision(client, site, replace: bool) -> dict:
     from ..mihu.provision import provision
 
-    with client:
-        result = provision(client, site, replace=replace)
-    if as_json:
-        _echo_json(result)
-        return
+    return provision(client, site, replace=replace)
+
+
+def _created(site, result: dict) -> None:
     words = {"created": "created", "exists": "already exists (same settings), nothing to do",
              "replaced": "replaced (deleted and created with these settings)"}
     _show(result["connector"], f"connector {words[result['action']]}")
+
+
+create = add_create_command(
+    connector, kind="pbx_extension", what="connector", provision=_provision, show=_created,
+    file_help="Site file: the same one `sipkit check` reads.",
+    replace_help="If a connector for this number exists with other settings, delete it and "
+                 "create it anew.")
 
 
 @connector.command("list")
@@ -145,8 +89,10 @@ def list_(agent_uuid, phone_number, status, page, per_page, all_pages, api_url, 
     from rich.table import Table
 
     t = Table("uuid", "phone_number", "extension", "registrar", "mode", "status")
-    t.columns[0].no_wrap = True
-    t.columns[3].no_wrap = True
+    t.columns[0].overflow = "fold"  # a narrow terminal folds the UUID; never cuts the number
+    t.columns[1].no_wrap = True
+    t.columns[1].min_width = 16  # "+" and up to 15 digits (E.164)
+    t.columns[3].overflow = "fold"
     for c in items:
         t.add_row(c["pbx_extension_connector_uuid"], c["phone_number"],
                   c["pbx"]["username_extension"],

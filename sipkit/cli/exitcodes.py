@@ -16,6 +16,7 @@ MEANING = {
 
 # What each command can return. A test asserts the README lists exactly these.
 BY_COMMAND: dict[str, tuple[int, ...]] = {
+    "init": (OK, FAILED, USAGE, INTERNAL, API_DOWN),
     "check": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
     "verify": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
     "connector": (OK, FAILED, USAGE, INTERNAL, API_DOWN, INTERRUPTED),
@@ -24,4 +25,6 @@ BY_COMMAND: dict[str, tuple[int, ...]] = {
     "normalize": (OK, FAILED, USAGE, INTERNAL),
     "analyze": (OK, FAILED, USAGE, INTERNAL),
     "lab": (OK, FAILED, USAGE, INTERNAL),
+    # a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (its own meanings)
+    "nagios": (OK, FAILED, USAGE, INTERNAL),
 }

@@ -9,14 +9,11 @@ import click
 
 
 def _lab(directory: Path | None, prefix: str | None):
-    from ..lab.manager import DEFAULT_PREFIX, Lab, default_dir
+    from ..lab.manager import DEFAULT_PREFIX, Lab, default_dir, recorded_prefix
 
     directory = directory or default_dir()
     if prefix is None:  # keep the prefix a lab was started with
-        try:
-            prefix = json.loads((directory / "lab.json").read_text())["prefix"]
-        except (OSError, ValueError, KeyError):
-            prefix = DEFAULT_PREFIX
+        prefix = recorded_prefix(directory) or DEFAULT_PREFIX
     parts = prefix.split(".")
     if len(parts) != 3 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
         raise click.BadParameter("must be three octets inside 127.0.0.0/8, e.g. 127.0.0",
@@ -54,7 +51,9 @@ def up(directory, prefix, as_json):
     click.echo(f"site file (TLS): {summary['tls_site_file']}")
     if summary.get("ipv6_site_file"):
         click.echo(f"site file (IPv6, signalling): {summary['ipv6_site_file']}")
-    click.echo(f"API env:         {summary['env_file']}")
+    click.echo(f"API env:         {summary['env_file']}  (source it: . {summary['env_file']})")
+    click.echo(f"extensions:      100, 101, 102 (passwords in "
+               f"{Path(summary['directory']) / 'secrets.json'})")
 
 
 @lab.command()

@@ -13,13 +13,18 @@ from .. import __version__
 
 # name -> "module:attribute"; a module that is not there yet is simply not listed.
 COMMANDS = {
+    "init": ("sipkit.cli.init", "init", "Write a starter site file (asks on a terminal)."),
     "check": ("sipkit.cli.check", "check", "Check a PBX before (and after) creating a connector."),
     "verify": ("sipkit.cli.verify", "verify", "After creation: calls through the PBX to and from the connector."),
     "connector": ("sipkit.cli.connector", "connector", "Mihu PBX extension connectors: create, list, get, delete."),
     "server": ("sipkit.cli.connector", "server", "The account's SIP connector server: show, allocate, release."),
+    "trunk": ("sipkit.cli.trunk", "trunk", "SIP trunks in the Mihu and /sip-trunks APIs: create, list, get, delete, assign."),
     "normalize": ("sipkit.cli.normalize", "normalize", "Apply a connector's number rule to numbers."),
     "probe": ("sipkit.cli.probe", "probe", "Periodic health probes (Prometheus, Nagios, JSON lines)."),
+    "nagios": ("sipkit.cli.nagios", "nagios", "One probe as a Nagios/Icinga plugin (-H host -p port -w/-c)."),
     "analyze": ("sipkit.cli.analyze", "analyze", "Diagnose a SIP capture (pcap)."),
+    "pbx-config": ("sipkit.cli.pbx_config", "pbx_config", "What to set on the PBX for this connector (pjsip block or menu steps)."),
+    "reflector": ("sipkit.cli.reflector", "reflector", "The outside view: see a site's PBX from the internet."),
     "lab": ("sipkit.cli.lab", "lab", "The local SIP lab: a real PBX, connector server and API sandbox."),
 }
 

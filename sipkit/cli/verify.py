@@ -6,14 +6,14 @@ the checks are the ``VERIFY`` group (sipkit.checks), which a plain `check` never
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 import click
 
 from ..errors import UsageError
-from .check import _ids, _Progress, output, prepare
+from .check import _ids, _interruptible, _Progress, prepare, write_outputs
+from .exitcodes import INTERRUPTED
 
 
 def _require(site, api) -> None:
@@ -29,12 +29,13 @@ def _require(site, api) -> None:
                          "give a second extension on the same PBX")
 
 
-async def _run(site, options, redactor, recorder, only=(), skip=(), on_event=None):
+def _run(site, options, redactor, recorder, only=(), skip=(), on_event=None):
+    """The VERIFY checks; None on Ctrl-C (the calls hung up, the test binding removed)."""
     from ..checks import VERIFY
     from ..checks.runner import run_checks
 
-    return await run_checks(site, options, only, skip, on_event=on_event, redactor=redactor,
-                            recorder=recorder, registry=VERIFY)
+    return _interruptible(run_checks(site, options, only, skip, on_event=on_event,
+                                     redactor=redactor, recorder=recorder, registry=VERIFY))
 
 
 def exit_code(report, strict: bool) -> int:
@@ -47,7 +48,9 @@ def append_verify(report, site, options, redactor, recorder, strict: bool) -> in
     """`check --create`'s last step: run the VERIFY checks, add them to ``report``."""
     if site.kind != "pbx_extension" or not options.api or not options.api.configured:
         return 0
-    extra = asyncio.run(_run(site, options, redactor, recorder))
+    extra = _run(site, options, redactor, recorder)
+    if extra is None:
+        return INTERRUPTED
     report.checks = [*report.checks, *extra.checks]
     report.finish(report.duration_ms + extra.duration_ms)
     return exit_code(report, strict)
@@ -74,11 +77,13 @@ def append_verify(report, site, options, redactor, recorder, strict: bool) -> in
               help="Also write the verdicts as JUnit XML to this file.")
 @click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the calls' SIP messages to this pcap (secrets masked).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page for a support ticket.")
 @click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def verify(config, sets, as_json, only, skip, timeout, insecure, ca_file, source_ip, strict,
-           verbose, color, junit, pcap, api_url, token_file):
+           verbose, color, junit, pcap, html_file, api_url, token_file):
     """Prove the created connector works: calls through the PBX to and from the agent.
 
     cloud_registration (the API has the connector; the PBX has the cloud's binding),
@@ -86,11 +91,15 @@ def verify(config, sets, as_json, only, skip, timeout, insecure, ca_file, source
     `check`: 0 no failure, 1 a check failed, 2 bad usage or settings, 3 sipkit broke.
     """
     site, api, options, redactor, recorder = prepare(
-        config, sets, api_url, token_file, pcap, timeout=timeout, insecure=insecure,
+        config, sets, api_url, token_file, pcap, as_json, timeout=timeout, insecure=insecure,
         ca_file=ca_file, source_ip=source_ip, verbose=verbose)
     _require(site, api)
     with _Progress(not as_json and sys.stderr.isatty()) as progress:
-        report = asyncio.run(_run(site, options, redactor, recorder, _ids(only), _ids(skip),
-                                  progress.event))
-    output(report, site, redactor, recorder, exit_code(report, strict), pcap=pcap, junit=junit,
-           as_json=as_json, verbose=verbose, color=color)
+        report = _run(site, options, redactor, recorder, _ids(only), _ids(skip), progress.event)
+    if report is None:
+        click.echo("interrupted (Ctrl-C): test calls hung up, the test extension's "
+                   "registration removed", err=True)
+        click.get_current_context().exit(INTERRUPTED)
+    write_outputs(report, site, redactor, recorder, pcap=pcap, junit=junit, html_file=html_file,
+                  as_json=as_json, verbose=verbose, color=color)
+    click.get_current_context().exit(exit_code(report, strict))

@@ -12,6 +12,9 @@ test session) can run side by side:
                  as the connector's extension (sipkit.lab.cloud_agent)
     .6  PBX TLS with a certificate for another name (hostname-mismatch tests)
     .7  PBX TLS with an expired certificate
+    .250 carrier     Kamailio SIP trunk provider: digest on OPTIONS/INVITE (407), UDP/TCP 5060,
+                     TLS 5061; UDP 5070 is its registering variant (REGISTER with 401)
+    .251 carrier2    the same provider's secondary gateway (tests stop it: failover down)
 
 ``up`` is idempotent; ``down`` stops only the processes this lab started (by PID, checked
 against the command line so a recycled PID is never killed).
@@ -25,6 +28,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import LabError, UsageError
 
 DEFAULT_PREFIX = "127.0.0"
 REALM = "pbx.sipkit.test"
@@ -46,6 +50,9 @@ EXTENSIONS = ("100", "101", "102")
 TEST_EXTENSION = "200"  # `sipkit verify` registers as this one: never a connector's
 AGENT_UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 PHONE_NUMBER = "+902124439178"  # Istanbul: the lab rule is a Turkish mobile rule
+CARRIER_NAME = "carrier.sipkit.test"
+CARRIER_USER = "lab-trunk"
+TRUNK_NUMBER = "+902124439179"
 
 # binary -> Debian package that provides it
 RTP_PORT = 6000  # the echo's media (RTCP on 6001), named in echo_uas.xml's SDP
@@ -124,6 +131,14 @@ class Lab:
         return self.ip(7)
 
     @property
+    def carrier_ip(self) -> str:
+        return self.ip(250)
+
+    @property
+    def carrier2_ip(self) -> str:
+        return self.ip(251)
+
+    @property
     def pbx_port6(self) -> int:
         """The PBX's UDP/TCP port on [::1]: derived from the prefix, so labs do not collide."""
         b, c = (int(x) for x in self.prefix.split(".")[1:3])
@@ -138,6 +153,11 @@ class Lab:
         return self.directory / "lab.json"
 
     @property
+    def prefix_file(self) -> Path:
+        """Which prefix the folder's state belongs to; kept after `down` (see claim_prefix)."""
+        return self.directory / "prefix"
+
+    @property
     def site_file(self) -> Path:
         return self.directory / "site.yaml"
 
@@ -148,6 +168,10 @@ class Lab:
     @property
     def ipv6_site_file(self) -> Path:
         return self.directory / "site-ipv6.yaml"
+
+    @property
+    def trunk_file(self) -> Path:
+        return self.directory / "trunk.yaml"
 
     @property
     def ca_file(self) -> Path:
@@ -194,6 +218,13 @@ class Lab:
         path.chmod(0o600)
         return pw
 
+    def carrier_password(self) -> str:
+        path = self.directory / "carrier-secret"
+        if not path.exists():
+            path.write_text(f"trunk-{secrets.token_hex(8)}")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     def token(self) -> str:
         if not self.token_file.exists():
             self.token_file.write_text("lab_" + secrets.token_urlsafe(24))
@@ -213,6 +244,7 @@ class Lab:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         comps = self.components()
+        self._claim_prefix(comps)
         running = {c.name: c for c in comps if c.alive()}
         already = sorted(running)
         self._prepare_files()
@@ -220,7 +252,8 @@ class Lab:
         try:
             for name, starter in (("pbx", self._start_pbx), ("connector", self._start_connector),
                                   ("echo", self._start_echo), ("rtp", self._start_rtp),
-                                  ("api", self._start_api)):
+                                  ("api", self._start_api), ("carrier", self._start_carrier),
+                                  ("carrier2", self._start_carrier2)):
                 if name in running:
                     continue
                 comp = starter()
@@ -238,7 +271,7 @@ class Lab:
                 "components": {c.name: c.endpoint for c in running.values()},
                 "site_file": str(self.site_file), "tls_site_file": str(self.tls_site_file),
                 "ipv6_site_file": str(self.ipv6_site_file) if self.ipv6_site_file.exists()
-                else None,
+                else None, "trunk_file": str(self.trunk_file),
                 "env_file": str(self.env_file)}
 
     def down(self, timeout: float = 6.0) -> dict:
@@ -262,6 +295,53 @@ class Lab:
             self.state_file.unlink()
         return {"stopped": stopped, "killed": killed}
 
+    def _claim_prefix(self, comps: list[Component]) -> None:
+        """The folder's state names addresses of one prefix (the API database its connector
+        server, the allowed-IP list, the certificates): never start another prefix on it."""
+        before = recorded_prefix(self.directory)
+        if before not in (None, self.prefix):
+            if any(c.alive() for c in comps):  # the user's choice to fix: a usage error
+                raise UsageError(
+                    f"the lab in {self.directory} is running on {before}.x, not {self.prefix}.x: "
+                    f"stop it first (sipkit lab down --dir {self.directory}), or give this "
+                    "prefix its own folder with --dir")
+            # Stopped: forget the state that names the old addresses (the certificates are
+            # remade by their own stamp); the passwords and the token stay.
+            for stale in ("api.db", "api.db-wal", "api.db-shm", "connector/allowed_ips",
+                          "site.yaml", "site-tls.yaml", "site-ipv6.yaml", "trunk.yaml",
+                          "lab.env"):
+                (self.directory / stale).unlink(missing_ok=True)
+        self.prefix_file.write_text(self.prefix + "\n")
+
+    def env(self) -> dict[str, str]:
+        """lab.env as a dict (it is written for `source`: `export NAME=value` lines)."""
+        out = {}
+        for line in self.env_file.read_text().splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "export":
+                words = words[1:]
+            for word in words:
+                name, _, value = word.partition("=")
+                out[name] = value
+        return out
+
+    def stop(self, name: str, timeout: float = 6.0) -> bool:
+        """Stop one component (tests: a gateway goes down); ``up`` starts it again."""
+        comps = self.components()
+        comp = next((c for c in comps if c.name == name and c.alive()), None)
+        if comp is None:
+            return False
+        _signal_group(comp.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while comp.alive() and time.monotonic() < deadline:
+            _reap(comp.pid)
+            time.sleep(0.05)
+        if comp.alive():
+            _signal_group(comp.pid, signal.SIGKILL)
+        _reap(comp.pid)
+        self._save([c for c in comps if c is not comp])
+        return True
+
     def status(self) -> list[dict]:
         out = []
         for comp in self.components():
@@ -274,12 +354,15 @@ class Lab:
     # -- files ------------------------------------------------------------------------
     def _prepare_files(self) -> None:
         d = self.directory
-        for sub in ("pbx/db", "pbx/run", "connector/run", "certs", "echo"):
+        for sub in ("pbx/db", "pbx/run", "connector/run", "carrier/run", "carrier2/run", "certs",
+                    "echo"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         self._make_certs()
         files = resources.files("sipkit.lab") / "files"
         for name, dest in (("pbx.cfg", d / "pbx/kamailio.cfg"),
                            ("connector.cfg", d / "connector/kamailio.cfg"),
+                           ("carrier.cfg", d / "carrier/kamailio.cfg"),
+                           ("carrier.cfg", d / "carrier2/kamailio.cfg"),
                            ("echo_uas.xml", d / "echo/echo_uas.xml")):
             dest.write_text((files / name).read_text())
         (d / "pbx/db/version").write_text(
@@ -302,18 +385,23 @@ class Lab:
             + _tls_section("default", certs / "pbx") + _TLS_CLIENT)
         (d / "connector/tls.cfg").write_text(
             _tls_section("default", certs / "connector") + _TLS_CLIENT)
+        for name in ("carrier", "carrier2"):
+            (d / name / "tls.cfg").write_text(
+                _tls_section("default", certs / "carrier") + _TLS_CLIENT)
 
     def _make_certs(self) -> None:
         from .certs import make_ca, make_server_cert
 
         certs = self.directory / "certs"
-        stamp = certs / f"made-for-{self.prefix}"
+        stamp = certs / f"made-v2-for-{self.prefix}"  # v2: the carrier's certificate
         if stamp.exists():
             return
         ca_crt, ca_key = make_ca(certs)
         make_server_cert(certs, "pbx", ca_crt, ca_key, [PBX_NAME, "localhost"], [self.pbx_ip])
         make_server_cert(certs, "connector", ca_crt, ca_key, [CONNECTOR_NAME],
                          [self.connector_ip])
+        make_server_cert(certs, "carrier", ca_crt, ca_key, [CARRIER_NAME],
+                         [self.carrier_ip, self.carrier2_ip])
         # Served on .6 but names neither .6 nor anything that resolves to it.
         make_server_cert(certs, "mismatch", ca_crt, ca_key, ["other.sipkit.test"], [])
         past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
@@ -355,9 +443,30 @@ class Lab:
                 + v6 + f"connection_type: udp\nport: {self.pbx_port6}\n" + norm
                 + check.replace(f"source_ip: {self.pbx_ip}", 'source_ip: "::1"'))
             self.ipv6_site_file.chmod(0o600)
-        self.env_file.write_text(f"SIPKIT_API_URL={self.api_url}\n"
-                                 f"SIPKIT_API_TOKEN_FILE={self.token_file}\n"
-                                 f"SIPKIT_LAB_DIR={self.directory}\n")
+        self.trunk_file.write_text(
+            "# Written by `sipkit lab up`: the lab carrier as a SIP trunk (sipkit check, "
+            "sipkit trunk).\n"
+            "kind: sip_trunk\n"
+            "api: mihu\n"
+            "name: lab-carrier\n"
+            f'phone_number: "{TRUNK_NUMBER}"\n'
+            f"gateway: {self.carrier_ip}\n"
+            f"secondary_gateway: {self.carrier2_ip}\n"
+            "port: 5060\n"
+            "transport: udp\n"
+            f"username: {CARRIER_USER}\n"
+            f'password: "{self.carrier_password()}"\n'
+            f"agent_uuid: {AGENT_UUID}\n"
+            "check:\n"
+            "  allow_private_registrar: true   # the lab lives on loopback\n"
+            f"  ca_file: {self.ca_file}\n")
+        self.trunk_file.chmod(0o600)
+        # `export`, so a plain `source lab.env` reaches the sipkit the shell starts next.
+        q = shlex.quote
+        self.env_file.write_text("# source this file: . lab.env\n"
+                                 f"export SIPKIT_API_URL={q(self.api_url)}\n"
+                                 f"export SIPKIT_API_TOKEN_FILE={q(str(self.token_file))}\n"
+                                 f"export SIPKIT_LAB_DIR={q(str(self.directory))}\n")
 
     # -- processes --------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], endpoint: str, cwd: Path | None = None) -> Component:
@@ -404,6 +513,22 @@ class Lab:
         comp.endpoint = f"udp/tcp {self.connector_ip}:5060, tls {self.connector_ip}:5061"
         return comp
 
+    def _carrier(self, name: str, ip: str, label: str) -> Component:
+        d = self.directory / name
+        comp = self._kamailio(name, {
+            "CARRIER_IP": ip, "CARRIER_REALM": CARRIER_NAME, "CARRIER_USER": CARRIER_USER,
+            "CARRIER_PW": self.carrier_password(), "ECHO_URI": f"sip:{self.echo_ip}:5060",
+            "TLSCFG": str(d / "tls.cfg"), "CARRIER_SERVER": f"Server: {label} (kamailio)",
+            "CARRIER_UA": f"User-Agent: {label} (kamailio)"})
+        comp.endpoint = f"udp/tcp {ip}:5060, tls {ip}:5061, registering udp {ip}:5070"
+        return comp
+
+    def _start_carrier(self) -> Component:
+        return self._carrier("carrier", self.carrier_ip, "sipkit-lab-carrier")
+
+    def _start_carrier2(self) -> Component:
+        return self._carrier("carrier2", self.carrier2_ip, "sipkit-lab-carrier-2")
+
     def _start_echo(self) -> Component:
         d = self.directory / "echo"
         ip = self.echo_ip
@@ -444,6 +569,9 @@ class Lab:
             return rtp_echoes(self.echo_ip, RTP_PORT, timeout)
         if name == "api":
             return http_ready(self.api_ip, 8080, timeout)
+        if name in ("carrier", "carrier2"):
+            ip = self.carrier_ip if name == "carrier" else self.carrier2_ip
+            return sip_ping(ip, 5070, timeout) and tls_ready(ip, 5061, timeout)
         return False
 
     def _wait_ready(self, comps: dict[str, Component], timeout: float) -> None:
@@ -466,6 +594,21 @@ def _tls_section(where: str, stem: Path) -> str:
     head = "[server:default]" if where == "default" else f"[server:{where}]"
     return (f"{head}\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
             f"private_key = {stem}.key\ncertificate = {stem}.crt\n\n")
+
+
+def recorded_prefix(directory: Path) -> str | None:
+    """The prefix a lab folder was last started with: its prefix file, else (older folders)
+    the running state or the certificates' stamp; None for a fresh folder."""
+    try:
+        return (directory / "prefix").read_text().strip() or None
+    except OSError:
+        pass
+    try:
+        return json.loads((directory / "lab.json").read_text())["prefix"]
+    except (OSError, ValueError, KeyError):
+        pass
+    stamps = sorted((directory / "certs").glob("made-for-*"), key=lambda p: p.stat().st_mtime)
+    return stamps[-1].name.removeprefix("made-for-") if stamps else None
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -19,7 +19,8 @@ views gain the cloud's ``registration`` state; ``POST /api/v1/call`` places a ca
 agent through the connector (``place_call``).
 
 Its validation is written independently of sipkit.settings, so client and server do not
-agree merely by sharing code.
+agree merely by sharing code. The three SIP-trunk APIs live in ``sandbox_trunks.py`` (same
+file, same faults; routed by ``Trunks.owns``).
 
     python -m sipkit.lab.sandbox --db api.db --listen 127.0.0.4:8080 --token FILE \
         --connector-server 127.0.0.2 --allowed-file connector/allowed_ips [--cloud-agent]
@@ -78,6 +79,40 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def query_one(query: dict[str, list[str]], name: str, default: str | None = None
+              ) -> str | None:
+    return query.get(name, [default])[0]
+
+
+def paginate(items: list, query: dict[str, list[str]], default_per_page: int = 15) -> dict:
+    """One page of ``items`` as {items, pagination} (mihu-api.md §0.2 style B)."""
+    try:
+        page = int(query_one(query, "page", "1"))
+        per_page = int(query_one(query, "per_page", str(default_per_page)))
+    except ValueError:
+        raise ApiFailure(422, "VALIDATION_ERROR", "page and per_page must be integers",
+                         field="page") from None
+    if page < 1 or not 1 <= per_page <= 100:
+        raise ApiFailure(422, "VALIDATION_ERROR", "page >= 1 and per_page 1-100",
+                         field="per_page")
+    total = len(items)
+    last = max(1, -(-total // per_page))
+    start = (page - 1) * per_page
+    chunk = items[start: start + per_page]
+    return {"items": chunk,
+            "pagination": {"current_page": page, "per_page": per_page, "total": total,
+                           "last_page": last, "from": start + 1 if chunk else None,
+                           "to": start + len(chunk) if chunk else None,
+                           "has_more": page < last}}
+
+
+class Raw:
+    """A reply body sent as it is, for an API with its own envelope (the /sip-trunks one)."""
+
+    def __init__(self, body: dict | None):
+        self.body = body
+
+
 def validate(body: object) -> dict:
     if not isinstance(body, dict):
         raise ApiFailure(400, "BAD_REQUEST", "The request body must be a JSON object")
@@ -131,6 +166,9 @@ class Sandbox:
         self.allowed_file = Path(allowed_file) if allowed_file else None
         self.agents = agents  # sipkit.lab.agents.CloudAgents, or None: no cloud behind
         self.push()
+        from .sandbox_trunks import Trunks  # the trunk APIs, in a module of their own
+
+        self.trunks = Trunks(self)
         if self.agents is not None:
             for row in self.rows():
                 self.agents.start(row[0], json.loads(row[1]))
@@ -207,32 +245,13 @@ class Sandbox:
             self.agents.stop(uid)  # the cloud un-registers from the PBX
 
     def list(self, query: dict[str, list[str]]) -> dict:
-        def one(name: str, default: str | None = None) -> str | None:
-            return query.get(name, [default])[0]
-
-        try:
-            page, per_page = int(one("page", "1")), int(one("per_page", "15"))
-        except ValueError:
-            raise ApiFailure(422, "VALIDATION_ERROR", "page and per_page must be integers",
-                             field="page") from None
-        if page < 1 or not 1 <= per_page <= 100:
-            raise ApiFailure(422, "VALIDATION_ERROR", "page >= 1 and per_page 1-100",
-                             field="per_page")
         clauses, args = [], []
         for name in ("agent_uuid", "phone_number", "status"):
-            if one(name):
+            if query_one(query, name):
                 clauses.append(f"{name} = ?")
-                args.append(one(name))
+                args.append(query_one(query, name))
         rows = self.rows(("where " + " and ".join(clauses)) if clauses else "", tuple(args))
-        total = len(rows)
-        last = max(1, -(-total // per_page))
-        chunk = rows[(page - 1) * per_page: page * per_page]
-        start = (page - 1) * per_page
-        return {"items": [self.view(r) for r in chunk],
-                "pagination": {"current_page": page, "per_page": per_page, "total": total,
-                               "last_page": last, "from": start + 1 if chunk else None,
-                               "to": start + len(chunk) if chunk else None,
-                               "has_more": page < last}}
+        return paginate([self.view(r) for r in rows], query)
 
     def server_state(self) -> dict:
         server = self.server()
@@ -372,14 +391,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return None
+            if isinstance(data, Raw):
+                return self._reply(status, data.body)
             body = {"success": True, "data": data} if data is not None else {
                 "success": True, "message": "OK"}
             return self._reply(status, body)
         except ApiFailure as exc:
             return self._reply(exc.status, exc.body())
 
-    def _route(self, method: str, path: str, query: str) -> tuple[int, dict | None]:
+    def _route(self, method: str, path: str, query: str) -> tuple[int, dict | Raw | None]:
         sb = self.sandbox
+        if sb.trunks.owns(path):
+            return sb.trunks.route(method, path, query, self._body)
         if path == SERVER:
             if method == "GET":
                 return 200, sb.server_state()
@@ -482,4 +505,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Serve from the importable module, not this __main__ copy: sandbox_trunks imports Raw and
+    # ApiFailure from sipkit.lab.sandbox, and isinstance/except must see the same classes.
+    from sipkit.lab import sandbox as _module
+
+    _module.main()

@@ -102,6 +102,18 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
+async def _hang_up(proc: asyncio.subprocess.Process) -> None:
+    """Cancelled (Ctrl-C): ask the worker to end the call now (SIGTERM), and give it the time
+    to hang up and remove its registration before it is killed."""
+    if proc.returncode is not None:
+        return
+    try:
+        proc.terminate()
+        await asyncio.wait_for(asyncio.shield(proc.wait()), TEARDOWN_S + 2)
+    except (ProcessLookupError, TimeoutError, asyncio.CancelledError):
+        pass
+
+
 def _error(message: str, secrets: list[str], sip: list[SipMessage] = ()) -> CallResult:
     return CallResult(status="error", error=redact_text(message, secrets), sip=list(sip))
 
@@ -145,6 +157,8 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
     except ConnectionError:  # it died before reading its input: the exit status says why
         line = None
     except (TimeoutError, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            await _hang_up(proc)
         await _stop(proc)
         stderr.cancel()
         if isinstance(exc, asyncio.CancelledError):

@@ -153,6 +153,8 @@ class CallResult(BaseModel):
     mos_inputs: dict | None = None  # one-way delay, loss and codec that went into it
     one_way_missing: Literal["rx", "tx"] | None = None  # with one_way_audio
     verdicts: list[str] = Field(default_factory=list)  # see VERDICTS
+    # packets each way so far, every half second of media: [{t_s, tx: {packets}, rx: {...}}]
+    timeline: list[dict] = Field(default_factory=list)
     error: str | None = None
     sip: list[SipMessage] = Field(default_factory=list, exclude=True)
 

@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 
@@ -41,6 +42,7 @@ PUMP_MS = 10
 # with IPv6 media aborts (pjsua_acc.c assertion) and IPv4 media cannot bind "::1" (PJ_ERESOLVE).
 NO_IPV6 = ("IPv6 test calls are not possible with this media engine: the pjsua2-python wheel is "
            "built without IPv6 media support")
+TIMELINE_S = 0.5  # one point of the media timeline per half second
 STATS_EVERY_S = 0.25  # a far-end BYE destroys the stream: keep the last numbers we saw
 
 
@@ -136,7 +138,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
 
     def pump(cond, timeout: float, tick=None) -> bool:
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while time.monotonic() < end and not STOP:
             ep.libHandleEvents(PUMP_MS)
             if tick:
                 tick()
@@ -344,13 +346,21 @@ def _hold(pj, call, out: dict, params: dict, pump, stop=()) -> None:
     first, a non-empty ``stop`` ends it), then our hang-up; the numbers go into ``out``."""
     media_start = time.monotonic()
     next_stats = [media_start]
+    timeline: list[dict] = []  # packets each way so far, every TIMELINE_S (the --html chart)
 
     def tick():
-        if time.monotonic() >= next_stats[0]:
+        now = time.monotonic()
+        if now >= next_stats[0]:
             call.snapshot()
-            next_stats[0] = time.monotonic() + STATS_EVERY_S
+            next_stats[0] = now + STATS_EVERY_S
+            if call.stats and (not timeline or now - media_start - timeline[-1]["t_s"]
+                               >= TIMELINE_S):
+                timeline.append({"t_s": round(now - media_start, 2),
+                                 "tx": {"packets": call.stats["tx"]["packets"]},
+                                 "rx": {"packets": call.stats["rx"]["packets"]}})
 
     pump(lambda: "DISCONNECTED" in call.states or bool(stop), params.get("seconds", 3), tick)
+    out["timeline"] = timeline
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
     out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
     call.snapshot()
@@ -431,7 +441,14 @@ def _finish(state: dict, out: dict) -> dict:
         os._exit(0)
 
 
+STOP: list[int] = []  # SIGTERM from the parent (Ctrl-C there): end the call now, cleanly
+
+
 def main() -> None:
+    # The terminal's Ctrl-C reaches the whole process group: the parent decides, and asks for
+    # a clean stop with SIGTERM (pump() returns, the call hangs up, _finish un-registers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: STOP.append(1))
     try:
         params = json.loads(sys.stdin.read())
         if not isinstance(params, dict) or not params.get("target") or not params.get("local_ip"):

@@ -1,1 +1,2 @@
-"""The Mihu PBX-extension-connector API: client (httpx), models, errors, idempotent provisioning."""
+"""The Mihu API: client (httpx), models, errors, idempotent provisioning of PBX extension
+connectors and of SIP trunks (the two Mihu trunk APIs and the /sip-trunks API of seed 003)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from .errors import (
     TransportError,
 )
 from .models import Call, Connector, ConnectorPage, ServerAssignment
+from .responses import M, page_data, pages
+from .trunk_client import TrunkApi
 
 RETRY_STATUS = {429, 502, 503, 504}
 
@@ -44,7 +46,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-class MihuClient:
+class MihuClient(TrunkApi):
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 3,
                  retry_budget: float = 30.0, backoff: float = 0.5):
         self.base_url = base_url.rstrip("/")
@@ -92,25 +94,35 @@ class MihuClient:
 
     # -- plumbing -----------------------------------------------------------------------
     @staticmethod
-    def _error_for(resp: httpx.Response) -> ApiError:
+    def _error_for(resp: httpx.Response, fixes: dict[int, str] | None = None) -> ApiError:
         try:
             body = resp.json()
         except ValueError:
             body = {}
-        err = body.get("error") if isinstance(body, dict) else None
-        err = err if isinstance(err, dict) else {}
-        message = (body.get("message") if isinstance(body, dict) else None) or resp.reason_phrase
+        body = body if isinstance(body, dict) else {}
+        # Mihu: {message, error: {code, details, field}}; the /sip-trunks API (seed 003):
+        # {error: {code, message, param, type}} or, in its SDK, {error: "Unauthorized", message}.
+        err = body.get("error")
+        err = err if isinstance(err, dict) else {"code": err} if isinstance(err, str) else {}
+        if err.get("param") and not err.get("field"):
+            err["field"] = err["param"]
+        message = body.get("message") or err.get("message") or resp.reason_phrase
         if err.get("details"):
-            message = f"{message} ({err['details']})"
+            details = err["details"]
+            details = "; ".join(map(str, details)) if isinstance(details, list) else details
+            message = f"{message} ({details})"
         cls = BY_STATUS.get(resp.status_code) or (ServerError if resp.status_code >= 500
                                                   else ApiError)
-        fix = None
-        if err.get("field"):
+        fix = (fixes or {}).get(resp.status_code)
+        if err.get("field") and not fix:
             fix = f"correct `{err['field']}` in the site file"
         return cls(message, status=resp.status_code, code=err.get("code"), field=err.get("field"),
                    fix=fix)
 
-    def _send(self, method: str, path: str, *, retry: bool, **kw: Any) -> Any:
+    def _send(self, method: str, path: str, *, retry: bool,
+              fixes: dict[int, str] | None = None, **kw: Any) -> Any:
+        """One API call: the body's ``data`` (or the body, for APIs without the envelope).
+        ``fixes``: the fix to name per HTTP status, when the generic one would mislead."""
         start = time.monotonic()
         attempt = 0
         while True:
@@ -133,7 +145,7 @@ class MihuClient:
                         raise ServerError(f"HTTP {resp.status_code} with a non-JSON body",
                                           status=resp.status_code) from None
                     return body.get("data", body) if isinstance(body, dict) else body
-                error = self._error_for(resp)
+                error = self._error_for(resp, fixes)
                 if not (retry and resp.status_code in RETRY_STATUS):
                     raise error
                 wait = _retry_after(resp.headers.get("Retry-After"))
@@ -155,19 +167,10 @@ class MihuClient:
                                     "status": status, "page": page,
                                     "per_page": per_page}.items() if v is not None}
         data = self._send("GET", endpoints.CONNECTORS, retry=True, params=params)
-        if isinstance(data, dict) and "items" not in data and "data" in data:
-            # Laravel paginator style (mihu-api.md §0.2 style A)
-            data = {"items": data["data"], "pagination": data}
-        return ConnectorPage.model_validate(data)
+        return ConnectorPage.model_validate(page_data(data))
 
     def iter_connectors(self, **filters: Any) -> Iterator[Connector]:
-        page = 1
-        while True:
-            result = self.list_connectors(page=page, per_page=50, **filters)
-            yield from result.items
-            if not result.pagination.has_more and page >= result.pagination.last_page:
-                return
-            page += 1
+        return pages(lambda page: self.list_connectors(page=page, per_page=50, **filters))
 
     def get_connector(self, uuid: str) -> Connector:
         return Connector.model_validate(
@@ -176,17 +179,26 @@ class MihuClient:
     def delete_connector(self, uuid: str) -> None:
         self._send("DELETE", endpoints.CONNECTOR.format(uuid=uuid), retry=True)
 
-    def create_connector(self, body: dict[str, Any]) -> Connector:
-        """POST once. If the answer is lost (timeout, 5xx, connection reset), look the
-        connector up by phone number before saying anything: it may exist now."""
+    def create_once(self, path: str, body: dict[str, Any], read: Callable[[Any], M],
+                    lookup: Callable[[], M | None]) -> M:
+        """POST once, never retried blindly (a lost answer would make a duplicate). If the
+        answer is lost (timeout, 5xx, connection reset), ``lookup`` before saying anything:
+        the resource may exist now."""
         try:
-            return Connector.model_validate(
-                self._send("POST", endpoints.CONNECTORS, retry=False, json=body))
+            return read(self._send("POST", path, retry=False, json=body))
         except (TransportError, ServerError) as exc:
-            found = self.find_connector(body["phone_number"], body.get("agent_uuid"))
+            try:
+                found = lookup()
+            except ApiError:
+                raise exc from None
             if found is not None:
                 return found
             raise exc
+
+    def create_connector(self, body: dict[str, Any]) -> Connector:
+        return self.create_once(
+            endpoints.CONNECTORS, body, Connector.model_validate,
+            lambda: self.find_connector(body["phone_number"], body.get("agent_uuid")))
 
     def find_connector(self, phone_number: str, agent_uuid: str | None = None) -> Connector | None:
         for c in self.iter_connectors(phone_number=phone_number):

@@ -36,14 +36,16 @@ class ApiSettings:
         return cls(url, SecretStr(token) if token else None)
 
 
-def load_token(token_file: str | Path | None = None) -> str | None:
-    """--token-file, then SIPKIT_API_TOKEN_FILE, then SIPKIT_API_TOKEN. Never a flag value:
-    flags show in process lists."""
-    path = token_file or os.environ.get("SIPKIT_API_TOKEN_FILE")
+def load_token(token_file: str | Path | None = None, *, file_env: str | None =
+               "SIPKIT_API_TOKEN_FILE", value_env: str = "SIPKIT_API_TOKEN") -> str | None:
+    """--token-file, then $file_env, then $value_env (SIPKIT_API_TOKEN_FILE, SIPKIT_API_TOKEN
+    for the API; the reflector's token has its own pair). Never a flag value: flags show in
+    process lists."""
+    path = token_file or (os.environ.get(file_env) if file_env else None)
     if path:
         try:
             return Path(path).read_text().strip() or None
         except OSError as exc:
             raise ConfigError(f"cannot read the token file {path} ({exc.strerror})",
                               fix="give a readable file holding only the token") from None
-    return os.environ.get("SIPKIT_API_TOKEN") or None
+    return os.environ.get(value_env) or None

@@ -17,7 +17,7 @@ class ApiError(SipkitError):
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  field: str | None = None, fix: str | None = None):
-        self.status, self.code, self.field = status, code, field
+        self.status, self.code, self.field, self.message = status, code, field, message
         self.fix = fix or type(self).fix
         where = f"HTTP {status}" + (f" {code}" if code else "") if status else "API"
         super().__init__(f"{where}: {message}. Fix: {self.fix}")
@@ -66,6 +66,10 @@ class TransportError(ApiError):
 class ConnectorDiffers(ApiError):
     exit_code = 1
     fix = "re-run with --replace to delete it and create it with these settings"
+
+
+class TrunkDiffers(ConnectorDiffers):
+    fix = "re-run with --replace to make the trunk match this file"
 
 
 class ConfigError(ApiError):

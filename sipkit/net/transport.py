@@ -143,21 +143,14 @@ class SipConnection:
                 if not data:
                     break
                 parser.add(data)
-                while True:
-                    try:
-                        frame = parser.next_frame()
-                    except SipParseError:
-                        # The stream cannot be re-framed from here: count and drop what is
-                        # buffered; a later segment that starts a message frames again.
-                        bad = parser.discard()
-                        self._tap("in", bad)
-                        self.garbage += len(bad)
-                        break
-                    if frame is None:
-                        break
-                    raw, msg = frame
+                for raw, msg in parser.drain():
                     self._tap("in", raw)
-                    self._dispatch(msg)
+                    if msg is None:
+                        # The stream cannot be re-framed from here: count and drop what was
+                        # buffered; a later segment that starts a message frames again.
+                        self.garbage += len(raw)
+                    else:
+                        self._dispatch(msg)
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             self.errors.append(_describe(exc))
         finally:

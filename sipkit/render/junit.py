@@ -8,12 +8,11 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from ..redact import Redactor
-from ..report import Report
+from ..report import Report, target_line
 
 
 def render(report: Report, redactor: Redactor) -> str:
-    t = report.target
-    name = f"sipkit {t.get('connection_type', '')} {t.get('registrar_server', t.get('capture', ''))}"
+    name = f"sipkit {target_line(report.target)}"
     suite = ET.Element("testsuite", name=redactor(name.strip()), tests=str(len(report.checks)),
                        failures=str(sum(c.status == "fail" for c in report.checks)),
                        errors=str(sum(c.status == "error" for c in report.checks)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from .headers import Headers
-from .message import Request
+from .message import Request, Response
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7
 
@@ -51,3 +51,15 @@ def build_request(method: str, request_uri: str, *, from_uri: str, to_uri: str, 
     if content_type:
         h.add("Content-Type", content_type)
     return Request(method, request_uri, h, body)
+
+
+def response_to(request: Request, status: int, reason: str, server: str | None = None
+                ) -> Response:
+    """A stateless response (RFC 3261 §8.2.6.2): Via, From, To, Call-ID, CSeq copied."""
+    h = Headers()
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        for value in request.headers.get_all(name):
+            h.add(name, value)
+    if server:
+        h.add("Server", server)
+    return Response(status, reason, h)

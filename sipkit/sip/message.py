@@ -7,6 +7,7 @@ Content-Length (§18.3). Anything malformed raises ``SipParseError`` — never a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import SipBuildError, SipParseError
@@ -241,6 +242,20 @@ class StreamParser:
         while (frame := self.next_frame()) is not None:
             out.append(frame[1])
         return out
+
+    def drain(self) -> Iterator[tuple[bytes, Message | None]]:
+        """Every whole message buffered, as (raw bytes, message). On a framing error it
+        yields (the dropped bytes, None) once and stops: what follows frames afresh with
+        the next data."""
+        while True:
+            try:
+                frame = self.next_frame()
+            except SipParseError:
+                yield self.discard(), None
+                return
+            if frame is None:
+                return
+            yield frame
 
     def next_frame(self) -> tuple[bytes, Message] | None:
         """The next whole message and its raw bytes, None if more data is needed."""

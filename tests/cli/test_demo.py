@@ -21,8 +21,10 @@ def test_make_demo(tmp_path):
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-3000:]
         assert "Mihu connector created" in out and "Result: ✔ PASS" in out
-        for cid in ("register", "allowed_ip", "call_inbound", "call_outbound"):
+        for cid in ("register", "allowed_ip", "call_inbound", "call_outbound", "credentials",
+                    "secondary_gateway"):
             assert cid in out
+        assert "trunk lab-carrier" in out and out.count("Result: ✔ PASS") == 2
         again = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True,
                                text=True, timeout=300)
         assert again.returncode == 0 and "already existed" in again.stdout

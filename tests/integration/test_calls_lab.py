@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 
 
 def lab_env(lab) -> dict:
-    return dict(line.split("=", 1) for line in lab.env_file.read_text().split())
+    return lab.env()
 
 
 def delete_all_connectors(lab, run_sipkit):
@@ -191,3 +191,22 @@ def test_allowed_ip_falls_back_to_what_the_pbx_saw(lab, run_sipkit, tmp_path):
                       "--timeout", "0.5", env=env)
     a = checks(report_of(proc))["allowed_ip"]
     assert a["status"] == "fail" and a["details"]["pbx_seen_as"] == lab.pbx_ip, a
+
+
+def test_api_flags_reach_connector_server_auto(lab, run_sipkit):
+    """Settings flow once: --api-url/--token-file (no env) reach the connector_server: auto
+    lookup, not only --create."""
+    assert run_sipkit("server", "allocate", env=lab_env(lab)).returncode == 0
+    env = {"SIPKIT_API_URL": "", "SIPKIT_API_TOKEN": "", "SIPKIT_API_TOKEN_FILE": ""}
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "allowed_ip", "--json",
+                      "--api-url", lab.api_url, "--token-file", str(lab.token_file), env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert a["details"].get("server_from") == "api", a
+    assert a["details"]["connector_server"]["ip"] == lab.connector_ip
+    assert "not configured" not in a["summary"]
+    assert lab.token() not in proc.stdout + proc.stderr
+    # and without them, the check says how to configure it
+    proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "allowed_ip", "--json",
+                      env=env)
+    a = checks(report_of(proc))["allowed_ip"]
+    assert "--api-url" in a["summary"] or "--api-url" in (a["hint"] or ""), a

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import yaml
 
 from sipkit.report import Report
-from tests.conftest import report_of
+from tests.conftest import report_of, yaml_variant
 from tests.peers import AuthLoop, UdpPeer, garbage, silent, trying_forever
 
 pytestmark = pytest.mark.lab
@@ -19,16 +18,7 @@ NO_CALLS = ("--skip", "call_inbound,call_outbound")
 
 
 def site_variant(lab, tmp_path: Path, tls: bool = False, **changes) -> Path:
-    data = yaml.safe_load((lab.tls_site_file if tls else lab.site_file).read_text())
-    for key, value in changes.items():
-        if "." in key:
-            outer, inner = key.split(".", 1)
-            data.setdefault(outer, {})[inner] = value
-        else:
-            data[key] = value
-    path = tmp_path / f"site-{os.urandom(3).hex()}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return yaml_variant(lab.tls_site_file if tls else lab.site_file, tmp_path, **changes)
 
 
 def auth_registers(lab) -> int:

@@ -3,68 +3,40 @@ connector Kamailio. All addresses live in namespaces this test creates and delet
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT, report_of
+from tests.netns import SKIP_REASON, NetLab, kamailio, tag, wait_sip_in
 
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
-NEED = [b for b in ("ip", "nft", "kamailio") if shutil.which(b) is None]
-if os.geteuid() != 0 or NEED:
-    pytest.skip(f"needs root and {', '.join(NEED) or 'ip/nft'} for network namespaces and NAT",
-                allow_module_level=True)
+if SKIP_REASON:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
 SITE_IP, NAT_IN, NAT_OUT, CLOUD_IP = "10.201.1.2", "10.201.1.1", "10.201.2.1", "10.201.2.3"
 
 
-def sh(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
 @pytest.fixture
 def natnet(lab):
-    tag = str(os.getpid() % 100000)
-    site, nat, cloud = f"sksite{tag}", f"sknat{tag}", f"skcloud{tag}"
-    veths = (f"sks{tag}", f"skn{tag}", f"skm{tag}", f"skc{tag}")
-    try:
-        for ns in (site, nat, cloud):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "link", "add", veths[0], "netns", site, "type", "veth", "peer", "name",
-           veths[1], "netns", nat)
-        sh("ip", "link", "add", veths[2], "netns", nat, "type", "veth", "peer", "name",
-           veths[3], "netns", cloud)
-        for ns, dev, addr in ((site, veths[0], SITE_IP), (nat, veths[1], NAT_IN),
-                              (nat, veths[2], NAT_OUT), (cloud, veths[3], CLOUD_IP)):
-            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        sh("ip", "-n", site, "route", "add", "default", "via", NAT_IN)
-        sh("ip", "netns", "exec", nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        sh("ip", "netns", "exec", nat, "nft",
-           f"add table ip sk; add chain ip sk post {{ type nat hook postrouting priority 100; }}; "
-           f"add rule ip sk post oifname {veths[2]} masquerade")
+    t = tag()
+    with NetLab("sk") as net:
+        site, nat, cloud = net.ns(f"site{t}"), net.ns(f"nat{t}"), net.ns(f"cloud{t}")
+        net.link(site, f"sks{t}", SITE_IP, nat, f"skn{t}", NAT_IN)
+        net.link(nat, f"skm{t}", NAT_OUT, cloud, f"skc{t}", CLOUD_IP)
+        net.route(site, NAT_IN)
+        net.router(nat)
+        net.nft(nat, "add table ip sk\nadd chain ip sk post { type nat hook postrouting "
+                     f"priority 100; }}\nadd rule ip sk post oifname skm{t} masquerade\n")
         d = lab.directory / "connector"
-        kam = subprocess.Popen(
-            ["ip", "netns", "exec", cloud, shutil.which("kamailio"), "-DD", "-E", "-m", "32",
-             "-M", "8", "-Y", str(d / "run"), "-P", str(d / "run" / f"nat{tag}.pid"),
-             "-A", f'CONNECTOR_IP="{CLOUD_IP}"', "-A", f'TLSCFG="{d / "tls.cfg"}"',
-             "-A", f'ALLOWED_FILE="{d / "allowed_ips"}"', "-f", str(d / "kamailio.cfg")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(0.5)
+        kamailio(net, cloud, d / "kamailio.cfg", d / "run" / f"nat{t}",
+                 {"CONNECTOR_IP": CLOUD_IP, "TLSCFG": str(d / "tls.cfg"),
+                  "ALLOWED_FILE": str(d / "allowed_ips")})
+        assert wait_sip_in(net, site, CLOUD_IP, 5060), "the connector did not answer via NAT"
         yield {"site": site, "cloud": cloud}
-    finally:
-        if "kam" in locals():
-            os.killpg(kam.pid, 15)
-            kam.wait(5)
-        for ns in (site, nat, cloud):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def _check(natnet, tmp_path, allowed_ip: str) -> dict:

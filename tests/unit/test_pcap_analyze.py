@@ -422,3 +422,18 @@ def test_refused_reinvite_in_an_answered_call(tmp_path, answers, flagged):
         assert setup.details["reinvite_failed"] == 1
     else:
         assert setup.status == "pass" and setup.details["answered"] == 1
+
+
+def test_dialog_outcomes_use_the_shared_vocabulary():
+    """analyze speaks of a dialog's first transaction in net.outcome's words, as checks and
+    probes do."""
+    from sipkit.analyze.dialogs import Dialog
+    from sipkit.net.outcome import Outcome
+
+    d = Dialog(call_id="c", kind="OPTIONS", first=0, last=1, src="a:1", dst="b:2",
+               transport="udp")
+    assert d.outcome == Outcome.NO_ANSWER.value
+    d.provisionals = 1
+    assert d.outcome == Outcome.PROVISIONAL_ONLY.value
+    d.finals.append((200, "OK"))
+    assert d.outcome == Outcome.ANSWERED.value and d.row(None)["outcome"] == "answered"

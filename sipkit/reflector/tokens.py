@@ -1,0 +1,92 @@
+"""Bearer tokens of the reflector: a YAML list, one entry per customer or team::
+
+    - name: mihu-support          # what the request log shows (never the token)
+      sha256: 5e88489...          # sha256 of the token (or `token:` in clear, for a lab)
+      allow: [198.51.100.0/24]    # extra targets beyond the caller's own public address
+
+`sipkit reflector token NAME` prints a new token and the entry to paste.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import FieldProblem, SettingsError
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    name: str
+    digest: str  # sha256 hex of the token
+    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def may_probe(self, ip: str) -> bool:
+        addr = ipaddress.ip_address(ip)
+        return any(addr in net for net in self.allow)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "rfl_" + secrets.token_urlsafe(24)
+
+
+class TokenBook:
+    def __init__(self, entries: list[TokenEntry]):
+        self.entries = entries
+
+    def find(self, presented: str | None) -> TokenEntry | None:
+        """The entry for a presented token; compared in constant time, every entry tried."""
+        if not presented:
+            return None
+        want = digest(presented)
+        found = None
+        for entry in self.entries:
+            if hmac.compare_digest(entry.digest, want):
+                found = entry
+        return found
+
+    @classmethod
+    def load(cls, path: Path) -> TokenBook:
+        source = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(source, [FieldProblem("(file)", f"cannot read it ({exc})",
+                                                      "see README 'The outside view'")]) from None
+        if not isinstance(raw, list):
+            raise SettingsError(source, [FieldProblem("(file)", "must be a list of entries",
+                                                      "write - name: ... sha256: ...")])
+        entries = []
+        for i, item in enumerate(raw):
+            where = f"[{i}]"
+            if not isinstance(item, dict) or not item.get("name"):
+                raise SettingsError(source, [FieldProblem(where, "needs a name",
+                                                          "write - name: team-a")])
+            if item.get("sha256"):
+                dig = str(item["sha256"]).lower()
+            elif item.get("token"):
+                dig = digest(str(item["token"]))
+            else:
+                raise SettingsError(source, [FieldProblem(
+                    f"{where}.sha256", "is required (or token:)",
+                    "run `sipkit reflector token NAME` and paste its entry")])
+            nets = []
+            for value in item.get("allow") or []:
+                try:
+                    nets.append(ipaddress.ip_network(str(value), strict=False))
+                except ValueError:
+                    raise SettingsError(source, [FieldProblem(
+                        f"{where}.allow", f"{value!r} is not an address or network",
+                        "write e.g. 198.51.100.7 or 198.51.100.0/24")]) from None
+            entries.append(TokenEntry(str(item["name"]), dig, tuple(nets)))
+        return cls(entries)
