@@ -12,6 +12,9 @@ echo
 echo "\$ sipkit check --config $lab_dir/site.yaml --create"
 $SIPKIT check --config "$lab_dir/site.yaml" --create
 echo
+echo "\$ sipkit verify --config $lab_dir/site.yaml"
+$SIPKIT verify --config "$lab_dir/site.yaml"   # calls through the PBX to and from the agent
+echo
 echo "\$ sipkit connector list"
 $SIPKIT connector list
 echo

@@ -90,6 +90,19 @@ class Normalizer(_Model):
         return v
 
 
+class TestExtension(_Model):
+    """A second extension on the same PBX that ``sipkit verify`` registers as, to call the
+    connector through the PBX and to be called by the agent. Never the connector's own."""
+
+    username: str
+    password: SecretStr
+    number: str | None = None  # what the agent dials to reach it (default: username)
+
+    @property
+    def dial(self) -> str:
+        return self.number or self.username
+
+
 class NatBinding(_Model):
     """The opt-in NAT binding test (check nat_binding): idle times to try, and its budget."""
 
@@ -156,6 +169,7 @@ class CheckSettings(_CommonCheck):
     """The ``check:`` section of a PBX extension's site file."""
 
     connector_server: str = "auto"
+    test_extension: TestExtension | None = None  # for `sipkit verify` (after creation)
 
     @field_validator("connector_server")
     @classmethod
@@ -269,6 +283,8 @@ class Site(_Model):
         values = [self.pbx_password.get_secret_value()]
         if self.auth_password is not None:
             values.append(self.auth_password.get_secret_value())
+        if self.check.test_extension is not None:
+            values.append(self.check.test_extension.password.get_secret_value())
         return values
 
     def api_body(self) -> dict[str, Any]:

@@ -28,8 +28,18 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# After creation (`sipkit verify`, the last step of `check --create`): the real path through
+# the PBX to and from the created connector. A group of its own: a plain `check` never runs
+# them (they need the connector, the cloud and check.test_extension).
+VERIFY: dict[str, str] = {
+    "cloud_registration": "cloud_registration",
+    "call_via_pbx_inbound": "call_via_pbx_inbound",
+    "call_via_pbx_outbound": "call_via_pbx_outbound",
+}
+
+
 def load(check_id: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{REGISTRY[check_id]}")
+    return importlib.import_module(f"{__name__}.{(REGISTRY | VERIFY)[check_id]}")
 
 
 def dependencies(check_id: str) -> tuple[str, ...]:

@@ -111,14 +111,14 @@ def call_features(site) -> dict:
 
 
 async def place(ctx: CheckContext, params: CallParams, signalling_ip: str,
-                timeout: float | None = None) -> CallResult:
-    """One call, its SIP tapped into the ladder and --pcap. Cancelling the task (Ctrl-C) kills
-    the worker (run_call re-raises CancelledError after ``_stop``): the far end sees no BYE
-    then, but no worker outlives sipkit."""
-    ctx.note(f"calling {params.target} over {params.transport.upper()} from {params.local_ip}"
+                timeout: float | None = None, on_ready=None) -> CallResult:
+    """One call, its SIP tapped into the ladder and --pcap. ``on_ready``: answer mode's hook
+    (sipkit.media.call.run_call). Cancelling the task (Ctrl-C) stops the worker."""
+    verb = "answering as" if params.answer else "calling"
+    ctx.note(f"{verb} {params.target} over {params.transport.upper()} from {params.local_ip}"
              + (f", registered as {params.username}" if params.registrar else ""))
     params = params.model_copy(update={"thresholds": thresholds(ctx)})
-    result = await run_call(params, timeout, signalling_ip=signalling_ip)
+    result = await run_call(params, timeout, signalling_ip=signalling_ip, on_ready=on_ready)
     tap = tap_for(ctx)  # the call's SIP (pjsua's message log): ladder rows and --pcap packets
     for message in result.sip:
         tap(*message.tap_args())

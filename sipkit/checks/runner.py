@@ -20,20 +20,23 @@ KIND_WORDS = {"pbx_extension": "a PBX extension", "sip_trunk": "a SIP trunk"}
 EventFn = Callable[[str, str, CheckResult | None], None]
 
 
-def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[list[str], set[str]]:
+def select(only: Iterable[str] = (), skip: Iterable[str] = (),
+           registry: dict[str, str] | None = None) -> tuple[list[str], set[str]]:
     """Checks to run in report order, and those skipped on request.
 
     ``--only X`` also runs what X depends on: a REGISTER needs the address DNS found.
+    ``registry`` is the group: ``REGISTRY`` (check) or ``VERIFY`` (verify).
     """
+    registry = REGISTRY if registry is None else registry
     only, skip = set(only), set(skip)
-    unknown = (only | skip) - set(REGISTRY)
+    unknown = (only | skip) - set(registry)
     if unknown:
         raise UsageError(f"unknown check id(s): {', '.join(sorted(unknown))}. "
-                         f"Known: {', '.join(REGISTRY)}")
-    wanted = set(REGISTRY)
+                         f"Known: {', '.join(registry)}")
+    wanted = set(registry)
     if only:
         wanted = set(only).union(*(_closure(cid) for cid in only))
-    return [c for c in REGISTRY if c in wanted], skip
+    return [c for c in registry if c in wanted], skip
 
 
 def _closure(cid: str, soft: bool = False) -> set[str]:
@@ -68,10 +71,11 @@ def not_for_kind(mod, kind: str) -> str | None:
 async def run_checks(site: AnySite, options: RunOptions, only: Iterable[str] = (),
                      skip: Iterable[str] = (), on_event: EventFn | None = None,
                      redactor: Redactor | None = None, recorder=None,
-                     facts: Facts | None = None) -> Report:
+                     facts: Facts | None = None, registry: dict[str, str] | None = None
+                     ) -> Report:
     """Run the checks on ``site``'s first endpoint (a trunk's secondary gateway has a check
     of its own). ``facts`` lets a re-run (after --create) start from what a run learnt."""
-    ids, skipped = select(only, skip)
+    ids, skipped = select(only, skip, registry)
     modules = {cid: load(cid) for cid in ids}  # import up front: no check pays for another's
     redactor = redactor or Redactor(secrets_of(site))
     facts = facts if facts is not None else Facts()

@@ -131,37 +131,12 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
     One verdict per check, with the cause and the fix. Exit 0: no failure; 1: a check failed;
     2: bad usage or settings; 3: sipkit itself broke; 4: the Mihu API is down (--create).
     """
-    from ..checks.base import RunOptions
-    from ..checks.runner import run_checks, secrets_of
-    from ..mihu.config import ApiSettings
-    from ..redact import Redactor
-    from ..settings import load_site, parse_overrides
+    from ..checks.runner import run_checks
 
-    try:
-        if config is None and not sets:
-            raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
-                             "see README 'Site file'")
-        site = load_site(config, parse_overrides(list(sets)))
-        for flag, path in (("--pcap", pcap), ("--junit", junit)):
-            if path is not None:  # before any traffic, not after the REGISTERs
-                _writable(flag, path)
-        api = ApiSettings.load(api_url, token_file)
-    except UsageError as exc:
-        if as_json:  # scripts read stdout: the error as JSON there, the message on stderr
-            from ..render.json import error_object
-
-            click.echo(error_object(exc))
-        raise
-    options = RunOptions(
-        timeout=timeout, insecure=insecure, ca_file=ca_file or site.check.ca_file,
-        nameserver=nameserver or site.check.nameserver,
-        source_ip=source_ip or site.check.source_ip, verbose=verbose, api=api)
-    redactor = Redactor(secrets_of(site) + ([api.token.get_secret_value()] if api.token else []))
-    recorder = None
-    if pcap is not None:
-        from ..pcap import PcapRecorder
-
-        recorder = PcapRecorder()
+    site, api, options, redactor, recorder = prepare(
+        config, sets, api_url, token_file, pcap, as_json, junit=junit, timeout=timeout,
+        insecure=insecure,
+        ca_file=ca_file, nameserver=nameserver, source_ip=source_ip, verbose=verbose)
     live = not as_json and sys.stderr.isatty()
     finished: list = []
 
@@ -198,6 +173,62 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
                     report.checks = [fresh.get(c.id, c) for c in report.checks]
                     report.finish(report.duration_ms + rerun.duration_ms)
                     code = max(code, report.exit_code(strict))
+            if not interrupted:  # last step: the real path through the PBX (sipkit verify)
+                from .verify import append_verify
+
+                code = max(code, append_verify(report, site, options, redactor, recorder,
+                                               strict))
+    write_outputs(report, site, redactor, recorder, pcap=pcap, junit=junit,
+                  html_file=html_file, as_json=as_json, verbose=verbose, color=color)
+    if interrupted:
+        click.echo("interrupted (Ctrl-C): test calls hung up, their registrations removed; "
+                   f"{len(finished)} check(s) finished, the others did not", err=True)
+    click.get_current_context().exit(code)
+
+
+def prepare(config, sets, api_url, token_file, pcap, as_json: bool, **flags):
+    """Settings, API settings, run options, the redactor and the --pcap recorder, from the
+    flags (check and verify)."""
+    from ..checks.base import RunOptions
+    from ..checks.runner import secrets_of
+    from ..mihu.config import ApiSettings
+    from ..redact import Redactor
+    from ..settings import load_site, parse_overrides
+
+    try:
+        if config is None and not sets:
+            raise UsageError("no settings: give --config site.yaml (or SIPKIT_CONFIG), "
+                             "see README 'Site file'")
+        site = load_site(config, parse_overrides(list(sets)))
+        for flag, path in (("--pcap", pcap), ("--junit", flags.get("junit"))):
+            if path is not None:  # before any traffic, not after the REGISTERs
+                _writable(flag, path)
+        api = ApiSettings.load(api_url, token_file)
+    except UsageError as exc:
+        if as_json:  # scripts read stdout: the error as JSON there, the message on stderr
+            from ..render.json import error_object
+
+            click.echo(error_object(exc))
+        raise
+    c = site.check
+    options = RunOptions(
+        timeout=flags["timeout"], insecure=flags["insecure"],
+        ca_file=flags["ca_file"] or c.ca_file, nameserver=flags.get("nameserver") or c.nameserver,
+        source_ip=flags["source_ip"] or c.source_ip, verbose=flags["verbose"], api=api)
+    redactor = Redactor(secrets_of(site) + ([api.token.get_secret_value()] if api.token else []))
+    recorder = None
+    if pcap is not None:
+        from ..pcap import PcapRecorder
+
+        recorder = PcapRecorder()
+    return site, api, options, redactor, recorder
+
+
+def write_outputs(report, site, redactor, recorder, *, pcap, junit, html_file, as_json,
+                  verbose, color) -> None:
+    """--pcap, --junit, --html, then the report on stdout (check and verify)."""
+    from ..checks.runner import secrets_of
+
     if recorder is not None:
         written = recorder.write(pcap, redactor.secrets)
         report.options["pcap"] = {"file": str(pcap), "packets": written,
@@ -212,10 +243,6 @@ def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameser
         html_file.write_text(render_html(report, redactor, {"check": site.check.model_dump(
             mode="json")}), encoding="utf-8")
     _output(report, redactor, as_json, verbose, color)
-    if interrupted:
-        click.echo("interrupted (Ctrl-C): test calls hung up, their registrations removed; "
-                   f"{len(finished)} check(s) finished, the others did not", err=True)
-    click.get_current_context().exit(code)
 
 
 def _output(report, redactor, as_json: bool, verbose: int, color: bool | None) -> None:

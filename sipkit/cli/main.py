@@ -15,6 +15,7 @@ from .. import __version__
 COMMANDS = {
     "init": ("sipkit.cli.init", "init", "Write a starter site file (asks on a terminal)."),
     "check": ("sipkit.cli.check", "check", "Check a PBX before (and after) creating a connector."),
+    "verify": ("sipkit.cli.verify", "verify", "After creation: calls through the PBX to and from the connector."),
     "connector": ("sipkit.cli.connector", "connector", "Mihu PBX extension connectors: create, list, get, delete."),
     "server": ("sipkit.cli.connector", "server", "The account's SIP connector server: show, allocate, release."),
     "trunk": ("sipkit.cli.trunk", "trunk", "SIP trunks in the Mihu and /sip-trunks APIs: create, list, get, delete, assign."),

@@ -7,7 +7,9 @@ test session) can run side by side:
     .2  connector    Kamailio "SIP connector server": UDP/TCP 5060, TLS 5061
     .3  echo UAS     SIPp answering INVITEs: UDP 5060; its SDP names the media echo on 6000
         media echo   RTP echoed on 6000, RTCP answered on 6001 (sipkit.lab.rtp_echo)
-    .4  API sandbox  the Mihu API double over HTTP on 8080 (when sipkit.lab.sandbox is present)
+    .4  API sandbox  the Mihu API double over HTTP on 8080 (when sipkit.lab.sandbox is present);
+                 with it, the cloud: one pjsua2 UA per connector, registering from .2 to the PBX
+                 as the connector's extension (sipkit.lab.cloud_agent)
     .6  PBX TLS with a certificate for another name (hostname-mismatch tests)
     .7  PBX TLS with an expired certificate
     .250 carrier     Kamailio SIP trunk provider: digest on OPTIONS/INVITE (407), UDP/TCP 5060,
@@ -45,6 +47,7 @@ REALM = "pbx.sipkit.test"
 PBX_NAME = "pbx.sipkit.test"
 CONNECTOR_NAME = "connector.sipkit.test"
 EXTENSIONS = ("100", "101", "102")
+TEST_EXTENSION = "200"  # `sipkit verify` registers as this one: never a connector's
 AGENT_UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 PHONE_NUMBER = "+902124439178"  # Istanbul: the lab rule is a Turkish mobile rule
 CARRIER_NAME = "carrier.sipkit.test"
@@ -179,6 +182,16 @@ class Lab:
         return self.directory / "api-token"
 
     @property
+    def source_rules(self) -> Path:
+        """"IP refuse|drop" lines: the PBX's answer to REGISTERs from IP (pbx.cfg)."""
+        return self.directory / "pbx" / "source_rules"
+
+    @property
+    def reroute_file(self) -> Path:
+        """Extensions whose INVITEs the PBX sends to the echo UAS instead (pbx.cfg)."""
+        return self.directory / "pbx" / "reroute"
+
+    @property
     def env_file(self) -> Path:
         return self.directory / "lab.env"
 
@@ -196,9 +209,11 @@ class Lab:
 
     def passwords(self) -> dict[str, str]:
         path = self.directory / "secrets.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        pw = {ext: f"lab-{ext}-{secrets.token_hex(6)}" for ext in EXTENSIONS}
+        pw = json.loads(path.read_text()) if path.exists() else {}
+        missing = [e for e in (*EXTENSIONS, TEST_EXTENSION) if e not in pw]
+        if not missing:
+            return pw
+        pw |= {ext: f"lab-{ext}-{secrets.token_hex(6)}" for ext in missing}
         path.write_text(json.dumps(pw))
         path.chmod(0o600)
         return pw
@@ -359,6 +374,9 @@ class Lab:
         sub.write_text("id(int,auto) username(string) domain(string) password(string) "
                        "ha1(string,null) ha1b(string,null) \n" + rows)
         sub.chmod(0o600)
+        for rules in (self.source_rules, self.reroute_file):
+            if not rules.exists():
+                rules.write_text("")
         certs = d / "certs"
         (d / "pbx/tls.cfg").write_text(
             _tls_section(f"{self.pbx_ip}:5061", certs / "pbx")
@@ -406,7 +424,9 @@ class Lab:
                  "  call_seconds: 3\n"
                  "  allow_private_registrar: true   # the lab lives on loopback\n"
                  f"  source_ip: {self.pbx_ip}   # sipkit runs on the PBX host\n"
-                 f"  ca_file: {self.ca_file}\n")
+                 f"  ca_file: {self.ca_file}\n"
+                 f'  test_extension: {{username: "{TEST_EXTENSION}", '
+                 f'password: "{pw[TEST_EXTENSION]}"}}   # for sipkit verify\n')
         norm = 'normalizer: {default_prefix: "0", condition_length: "10", condition_prefix: "5"}\n'
         header = "# Written by `sipkit lab up`: the lab PBX as a customer site.\n"
         for path, transport, port in ((self.site_file, "udp", 5060),
@@ -472,7 +492,8 @@ class Lab:
             "PBX_IP": self.pbx_ip, "TLS_MISMATCH_IP": self.tls_mismatch_ip,
             "TLS_EXPIRED_IP": self.tls_expired_ip, "DBURL": f"text://{d / 'db'}",
             "TLSCFG": str(d / "tls.cfg"), "ECHO_URI": f"sip:{self.echo_ip}:5060",
-            "REALM": REALM}
+            "REALM": REALM, "SOURCE_RULES": str(self.source_rules),
+            "REROUTE_FILE": str(self.reroute_file)}
         endpoint = f"udp/tcp {self.pbx_ip}:5060, tls {self.pbx_ip}:5061"
         if ipv6_loopback():
             defines |= {"PBX_IP6": "[::1]", "PBX_PORT6": str(self.pbx_port6)}
@@ -532,7 +553,7 @@ class Lab:
         argv = [sys.executable, "-m", "sipkit.lab.sandbox", "--listen", f"{self.api_ip}:8080",
                 "--token", str(self.token_file), "--connector-server", self.connector_ip,
                 "--allowed-file", str(self.directory / "connector" / "allowed_ips"),
-                "--db", str(db)]
+                "--cloud-agent", "--db", str(db)]
         return self._spawn("api", argv, self.api_url)
 
     # -- readiness ----------------------------------------------------------------------

@@ -13,12 +13,17 @@ returned) and adds fault injection for tests over real HTTP:
     GET /__sandbox__/allowed_ips   allowed_ip of every connector (the lab's connector server
                                    enforces it)
 
+With ``--cloud-agent`` it also behaves like the cloud behind the API (sipkit.lab.agents): each
+connector gets a real UA that registers to the PBX as its extension and answers its calls;
+views gain the cloud's ``registration`` state; ``POST /api/v1/call`` places a call from the
+agent through the connector (``place_call``).
+
 Its validation is written independently of sipkit.settings, so client and server do not
 agree merely by sharing code. The three SIP-trunk APIs live in ``sandbox_trunks.py`` (same
 file, same faults; routed by ``Trunks.owns``).
 
     python -m sipkit.lab.sandbox --db api.db --listen 127.0.0.4:8080 --token FILE \
-        --connector-server 127.0.0.2 --allowed-file connector/allowed_ips
+        --connector-server 127.0.0.2 --allowed-file connector/allowed_ips [--cloud-agent]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import datetime as dt
 import ipaddress
 import json
 import re
+import signal
 import sqlite3
 import threading
 import time
@@ -38,6 +44,7 @@ from urllib.parse import parse_qs, urlparse
 
 BASE = "/api/v1/pbx_extension_connectors"
 SERVER = BASE + "/sip_connector_server"
+CALLS = "/api/v1/call"  # INFERENCE beyond the quickstart's POST (sipkit/mihu/endpoints.py)
 FIELDS = ("agent_uuid", "phone_number", "registrar_server", "username_extension", "pbx_password",
           "allowed_ip", "setup_mode", "connection_type", "port", "auth_username", "auth_password",
           "normalizer")
@@ -149,7 +156,7 @@ def _is_ip(value: str) -> bool:
 
 class Sandbox:
     def __init__(self, db: str | Path, tokens: set[str], connector_server: str,
-                 allowed_file: str | Path | None = None):
+                 allowed_file: str | Path | None = None, agents=None):
         self.db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
         self.db.executescript(SCHEMA)
         self.lock = threading.Lock()
@@ -157,10 +164,14 @@ class Sandbox:
         self.connector_server = connector_server
         self.faults: list[dict] = []
         self.allowed_file = Path(allowed_file) if allowed_file else None
+        self.agents = agents  # sipkit.lab.agents.CloudAgents, or None: no cloud behind
         self.push()
         from .sandbox_trunks import Trunks  # the trunk APIs, in a module of their own
 
         self.trunks = Trunks(self)
+        if self.agents is not None:
+            for row in self.rows():
+                self.agents.start(row[0], json.loads(row[1]))
 
     def push(self) -> None:
         """What the cloud does on every change: push the connectors' allowed_ip values to the
@@ -189,7 +200,8 @@ class Sandbox:
             "auth": {"has_separate_credentials": separate,
                      "username": body.get("auth_username")},
             "normalizer": body.get("normalizer"),
-            "created_at": created, "updated_at": updated}
+            "created_at": created, "updated_at": updated} | (
+            {"registration": self.agents.view(uuid)} if self.agents is not None else {})
 
     def server(self) -> str | None:
         return self.db.execute("select server from account").fetchone()[0]
@@ -214,6 +226,8 @@ class Sandbox:
                             (uid, data["phone_number"], data["agent_uuid"], json.dumps(data),
                              now, now))
             self.push()
+        if self.agents is not None:
+            self.agents.start(uid, data)
         return self.view(self.rows("where uuid = ?", (uid,))[0])
 
     def get(self, uid: str) -> dict:
@@ -227,6 +241,8 @@ class Sandbox:
             if self.db.execute("delete from connectors where uuid = ?", (uid,)).rowcount == 0:
                 raise ApiFailure(404, "NOT_FOUND", "PBX extension connector not found")
             self.push()
+        if self.agents is not None:
+            self.agents.stop(uid)  # the cloud un-registers from the PBX
 
     def list(self, query: dict[str, list[str]]) -> dict:
         clauses, args = [], []
@@ -258,6 +274,46 @@ class Sandbox:
                                  f"{count} PBX extension connector(s) still use the server",
                                  "Delete them first")
             self.db.execute("update account set server = null")
+
+    # -- calls (the agent calls out through its connector) --------------------------------
+    def place_call(self, body: object) -> dict:
+        """POST /api/v1/call {agentId, participant: {number}, pbx_extension_connector_uuid?}:
+        the number goes through the connector's normalizer, then the cloud dials it through
+        the PBX. 201 with the call; its outcome (the PBX's SIP answer) in GET .../{id}."""
+        from ..normalize import normalize
+        from ..settings import Normalizer
+
+        if not isinstance(body, dict) or not isinstance(body.get("participant"), dict):
+            raise ApiFailure(422, "VALIDATION_ERROR", "The participant field is required.",
+                             field="participant")
+        number = str(body["participant"].get("number") or "")
+        if not re.fullmatch(r"\+?[0-9]{2,15}", number):
+            raise ApiFailure(422, "VALIDATION_ERROR", "The participant.number must be digits.",
+                             field="participant.number")
+        seconds = body.get("max_duration_seconds") or 30
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+            raise ApiFailure(422, "VALIDATION_ERROR", "The max_duration_seconds must be a "
+                             "positive number.", field="max_duration_seconds")
+        agent, uid = body.get("agentId"), body.get("pbx_extension_connector_uuid")
+        rows = self.rows("where uuid = ?", (str(uid),)) if uid else self.rows(
+            "where agent_uuid = ?", (str(agent),))
+        rows = [r for r in rows if json.loads(r[1])["setup_mode"] != "inbound"]
+        if not rows:
+            raise ApiFailure(404, "NOT_FOUND", "No PBX extension connector places calls for "
+                             "this agent")
+        if self.agents is None:
+            raise ApiFailure(503, "NO_CLOUD", "This sandbox runs without a cloud behind it")
+        data = json.loads(rows[0][1])
+        rule = data.get("normalizer")
+        dialled = normalize(number, Normalizer(**rule)).result if rule else number
+        call = self.agents.call(rows[0][0], dialled, min(float(seconds), 60.0))
+        return call | {"agentId": data["agent_uuid"], "participant": {"number": number}}
+
+    def get_call(self, cid: str) -> dict:
+        call = self.agents.call_view(cid) if self.agents is not None else None
+        if call is None:
+            raise ApiFailure(404, "NOT_FOUND", "Call not found")
+        return call
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -360,6 +416,12 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, sb.list(parse_qs(query))
             if method == "POST":
                 return 201, sb.create(self._body())
+        elif path == CALLS:
+            if method == "POST":
+                return 201, sb.place_call(self._body())
+        elif path.startswith(CALLS + "/") and path.count("/") == 4:
+            if method == "GET":
+                return 200, sb.get_call(path.rsplit("/", 1)[1])
         elif path.startswith(BASE + "/") and path.count("/") == 4:
             uid = path.rsplit("/", 1)[1]
             if method == "GET":
@@ -397,9 +459,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(db: str | Path, host: str, port: int, tokens: set[str],
-                connector_server: str, allowed_file: str | Path | None = None
-                ) -> ThreadingHTTPServer:
-    sandbox = Sandbox(db, tokens, connector_server, allowed_file)
+                connector_server: str, allowed_file: str | Path | None = None,
+                cloud_agent: bool = False) -> ThreadingHTTPServer:
+    agents = None
+    if cloud_agent:
+        from .agents import CloudAgents
+
+        agents = CloudAgents(connector_server)
+    sandbox = Sandbox(db, tokens, connector_server, allowed_file, agents)
     handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -414,16 +481,27 @@ def main() -> None:
     ap.add_argument("--token", required=True, help="file holding the accepted bearer token")
     ap.add_argument("--connector-server", required=True, help="address allocate hands out")
     ap.add_argument("--allowed-file", help="where to push the connectors' allowed_ip values")
+    ap.add_argument("--cloud-agent", action="store_true",
+                    help="run a registering, answering UA for each connector (the lab cloud)")
     args = ap.parse_args()
     host, port = args.listen.rsplit(":", 1)
     token = Path(args.token).read_text().strip()
     server = make_server(args.db, host, int(port), {token}, args.connector_server,
-                         args.allowed_file)
+                         args.allowed_file, args.cloud_agent)
     print(f"sandbox ready on http://{host}:{server.server_address[1]}", flush=True)
+    agents = server.sandbox.agents
+
+    def bye(*_):  # SIGTERM (lab down): the agents un-register first
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, bye)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        if agents is not None:
+            agents.stop_all()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from ..redact import redact_text
 from ..sip.uri import SipUri
 from .model import CallParams, CallResult, SipMessage, Thresholds
 from .verdict import host_of, judge
-from .worker import RESULT_MARK, SIP_MARK
+from .worker import READY_MARK, RESULT_MARK, SIP_MARK
 
 STARTUP_S = 5.0  # interpreter + pjsua2 import, on a slow machine
 TEARDOWN_S = 4.0  # after the result: hang up, un-REGISTER (≤ 2 s), destroy
@@ -60,9 +60,10 @@ def signalling_ip_of(params: CallParams) -> str | None:
     return host if parse_ip(host) else None
 
 
-async def _result_line(stdout: asyncio.StreamReader, sip: list[SipMessage]) -> str | None:
+async def _result_line(stdout: asyncio.StreamReader, sip: list[SipMessage],
+                       on_ready=None) -> str | None:
     """The worker's result line; None at EOF without one (it died). SIP lines on the way
-    are appended to ``sip``."""
+    are appended to ``sip``; a READY line (answer mode) calls ``on_ready()``."""
     while True:
         raw = await stdout.readline()
         if not raw:
@@ -70,6 +71,8 @@ async def _result_line(stdout: asyncio.StreamReader, sip: list[SipMessage]) -> s
         line = raw.decode(errors="replace").rstrip("\r\n")
         if line.startswith(RESULT_MARK):
             return line
+        if line.startswith(READY_MARK) and on_ready is not None:
+            on_ready()
         _sip_line(line, sip)
 
 
@@ -79,6 +82,15 @@ def _sip_line(line: str, sip: list[SipMessage]) -> None:
             sip.append(SipMessage.model_validate_json(line[len(SIP_MARK):]))
         except ValidationError:
             pass  # a cut or garbled log line is not worth failing the call for
+
+
+def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """Ask an answer-mode worker to stop waiting (it un-registers, then reports)."""
+    if proc.returncode is None:
+        try:
+            proc.terminate()
+        except ProcessLookupError:
+            pass
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -108,7 +120,8 @@ def _error(message: str, secrets: list[str], sip: list[SipMessage] = ()) -> Call
 
 async def run_call(params: CallParams, timeout: float | None = None, *,
                    signalling_ip: str | None = None,
-                   thresholds: Thresholds | None = None) -> CallResult:
+                   thresholds: Thresholds | None = None,
+                   on_ready=None) -> CallResult:
     """Place the call in ``python -m sipkit.media.worker``, wait at most ``timeout`` seconds
     (default: setup_timeout + seconds + STARTUP_S), judge the result.
 
@@ -116,11 +129,16 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
     target's IP literal) is the address we sent SIP to, for the private-SDP verdict.
     ``thresholds`` overrides ``params.thresholds``. The worker gets ``TEARDOWN_S`` after its
     result to hang up and un-register before it is killed.
+
+    Answer mode (``params.answer``): ``on_ready(stop)`` is called once the worker has
+    registered and waits for the call; calling ``stop()`` makes it give up waiting (it still
+    un-registers).
     """
     if isinstance(timeout, Thresholds):  # the pre-issue-5 call shape: run_call(p, thresholds)
         thresholds, timeout = timeout, None
     thresholds = thresholds or params.thresholds
-    timeout = timeout or params.setup_timeout + params.seconds + STARTUP_S
+    timeout = timeout or params.setup_timeout + params.seconds + STARTUP_S + (
+        params.setup_timeout + params.wait_timeout if params.answer else 0)
     secrets = [params.password.get_secret_value()] if params.password else []
     sip: list[SipMessage] = []  # what the call sent and received, even if the worker dies
     try:
@@ -134,7 +152,8 @@ async def run_call(params: CallParams, timeout: float | None = None, *,
         proc.stdin.write(worker_input(params))
         await proc.stdin.drain()
         proc.stdin.close()
-        line = await asyncio.wait_for(_result_line(proc.stdout, sip), timeout)
+        ready = None if on_ready is None else (lambda: on_ready(lambda: _terminate(proc)))
+        line = await asyncio.wait_for(_result_line(proc.stdout, sip, ready), timeout)
     except ConnectionError:  # it died before reading its input: the exit status says why
         line = None
     except (TimeoutError, asyncio.CancelledError) as exc:

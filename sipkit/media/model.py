@@ -79,6 +79,10 @@ class CallParams(BaseModel):
     seconds: float = Field(default=3.0, gt=0, le=600)  # media time after the answer
     setup_timeout: float = Field(default=10.0, gt=0, le=120)  # to the final answer
     codecs: list[str] = Field(default_factory=list)  # preference, e.g. ["PCMA", "PCMU"]
+    # Answer mode: register, then wait up to wait_timeout for one incoming call and answer it
+    # (``target`` is then our own address of record, for the record).
+    answer: bool = False
+    wait_timeout: float = Field(default=20.0, gt=0, le=120)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     # What the call does besides sending silence (all off by default: a plain call)
     tone_hz: float | None = Field(default=None, gt=100, lt=3400)  # send it, analyse the return

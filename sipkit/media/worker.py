@@ -30,6 +30,8 @@ import time
 
 RESULT_MARK = "SIPKIT-RESULT "
 SIP_MARK = "SIPKIT-SIP "  # one line per SIP message sent or received, as it happens
+READY_MARK = "SIPKIT-READY "  # answer mode: registered, waiting for the call (then the parent
+# asks for it); SIGTERM then means "stop waiting" and the worker still un-registers
 MAX_SIP = 400  # messages reported per call: a 401 loop must not flood the parent
 # pjsua's message log (level 4): "TX 1230 bytes Request msg INVITE/cseq=1 (tdta0x..) to UDP
 # 192.0.2.1:5060:" then the message itself.
@@ -154,13 +156,19 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             super().__init__()
             self.code = None
             self.reason = None
+            self.on_incoming = None  # answer mode takes the call here
 
         def onRegState(self, prm):
             self.code, self.reason = prm.code, prm.reason
 
+        def onIncomingCall(self, prm):
+            # pjsua2 refuses (500) an incoming call no Call object took in this callback
+            if self.on_incoming is not None:
+                self.on_incoming(prm)
+
     class TestCall(pj.Call):
-        def __init__(self, acc):
-            super().__init__(acc)
+        def __init__(self, acc, call_id=pj.PJSUA_INVALID_ID):
+            super().__init__(acc, call_id)
             self.started = time.monotonic()
             self.states: list[str] = []
             self.code = self.reason = None
@@ -294,6 +302,8 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                             else "registration failed: no answer from the registrar")
             return _finish(state, out)
 
+    if params.get("answer"):
+        return _answer(pj, TestCall, state, out, params, pump)
     call = TestCall(acc)
     state["call"] = call
     plan = MediaPlan(pj, params.get("tone_hz"))
@@ -332,6 +342,64 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     plan.mark("answered", time.monotonic())
     if params.get("test_hook") == "abort_after_answer":
         os.abort()  # a pjsip assertion in mid-call, for the tests
+    _media(pj, call, out, params, pump, plan)
+    out["seconds_total"] = round(time.monotonic() - t0, 2)
+    return _finish(state, out)
+
+
+def _answer(pj, make_call, state: dict, out: dict, params: dict, pump) -> dict:
+    """Answer mode (``answer``): registered, say so (READY_MARK), take the first INVITE,
+    answer it, keep media up for ``seconds`` and report like a placed call. The INVITE itself
+    (who sent it, when) is in the SIP lines. Only one call: pjsua2 refuses any other."""
+    import signal
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    acc = state["acc"]
+
+    def take(prm) -> None:
+        if state["call"] is None:
+            state["call"] = make_call(acc, prm.callId)
+            ring = pj.CallOpParam()
+            ring.statusCode = 180
+            state["call"].answer(ring)
+
+    acc.on_incoming = take
+    sys.stdout.write(READY_MARK + json.dumps({"registration": out.get("registration")}) + "\n")
+    sys.stdout.flush()
+    wait = params.get("wait_timeout", 20)
+    pump(lambda: state["call"] is not None or bool(stop), wait)
+    call = state["call"]
+    if call is None:
+        out["status"] = "no_answer"
+        out["reason"] = "stopped waiting" if stop else f"no call arrived in {wait:.0f} s"
+        return _finish(state, out)
+    t_invite = call.started
+    ok = pj.CallOpParam()
+    ok.statusCode = 200
+    try:
+        call.answer(ok)
+    except pj.Error as exc:  # the caller gave up (CANCEL) between the INVITE and now
+        out["error"] = f"cannot answer the call: {exc.reason}"
+        return _finish(state, out)
+    pump(lambda: "CONFIRMED" in call.states or "DISCONNECTED" in call.states,
+         params.get("setup_timeout", 10))
+    if "CONFIRMED" not in call.states:
+        out["status"] = "no_answer"
+        out["code"], out["reason"] = call.code or None, "the caller did not confirm our 200 OK"
+        return _finish(state, out)
+    out["status"], out["code"] = "answered", 200
+    out["answer_ms"] = _ms(t_invite)  # INVITE in -> ACK in
+    _media(pj, call, out, params, pump, stop=stop)
+    return _finish(state, out)
+
+
+def _media(pj, call, out: dict, params: dict, pump, plan=None, stop=()) -> None:
+    """An answered call, placed or answered: media for ``seconds`` with the tone, digits and
+    hold/resume the params ask for (stats sampled; the far end may hang up first; a
+    non-empty ``stop`` or STOP ends it), then our hang-up; the numbers go into ``out``."""
+    if plan is None:
+        plan = MediaPlan(pj, None)  # answer mode: no tone of ours, nothing recorded
     media_start = time.monotonic()
     next_stats = [media_start]
     timeline: list[dict] = []  # packets each way so far, every TIMELINE_S (the --html chart)
@@ -350,7 +418,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     seconds = params.get("seconds", 3)
 
     def ended() -> bool:
-        return "DISCONNECTED" in call.states
+        return "DISCONNECTED" in call.states or bool(stop)
 
     def until(at: float) -> bool:
         """Pump until ``at`` seconds into the media (True: the call ended first)."""
@@ -367,7 +435,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     hold: dict = {}
     before_hold: dict = {}
     for at, what in sorted(steps):
-        if until(at) or ended() or STOP:
+        if until(at) or ended() or STOP or stop:
             break
         now = time.monotonic()
         if what == "dtmf":
@@ -382,14 +450,14 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
         elif what == "resume":
             hold.update(_hold(pj, call, pump, ended, tick, resume=True))
             plan.mark("resumed", time.monotonic())
-    if not ended() and not STOP:
+    if not ended() and not STOP and not stop:
         until(seconds)
     if STOP:
         out["error"] = "cancelled"
         STOP.clear()  # from here on pump again: the BYE, the un-REGISTER
     out["timeline"] = timeline
     out["media_seconds"] = round(time.monotonic() - media_start, 2)
-    out["ended_by"] = "remote" if ended() else "local"
+    out["ended_by"] = "remote" if "DISCONNECTED" in call.states else "local"
     call.snapshot()
     out.update(before_hold or call.stats)
     if hold:
@@ -403,13 +471,11 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
                            telephone_event=call.tx_event_pt >= 0)
     if not call.stats:
         out["error"] = "the call was answered but no audio stream was set up"
-    if not ended():
+    if "DISCONNECTED" not in call.states:
         call.hangup(pj.CallOpParam(True))
-        pump(ended, 2)
+        pump(lambda: "DISCONNECTED" in call.states, 2)
     if plan.started is not None:
         out["audio"] = plan.analyse()
-    out["seconds_total"] = round(time.monotonic() - t0, 2)
-    return _finish(state, out)
 
 
 def _send_dtmf(pj, call, digits: str) -> dict:

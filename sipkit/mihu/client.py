@@ -27,7 +27,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .models import Connector, ConnectorPage, ServerAssignment
+from .models import Call, Connector, ConnectorPage, ServerAssignment
 from .responses import M, page_data, pages
 from .trunk_client import TrunkApi
 
@@ -225,3 +225,19 @@ class MihuClient(TrunkApi):
                 return False
             raise
         return True
+
+    # -- calls ----------------------------------------------------------------------------
+    def place_call(self, agent_uuid: str, number: str, connector_uuid: str | None = None,
+                   max_seconds: float | None = None) -> Call:
+        """Ask the agent to call ``number``. Never retried: a lost answer must not ring the
+        number twice. (A call to a PBX extension through the connector costs nothing.)"""
+        body: dict[str, Any] = {"agentId": agent_uuid, "participant": {"number": number}}
+        if connector_uuid:
+            body["pbx_extension_connector_uuid"] = connector_uuid
+        if max_seconds:
+            body["max_duration_seconds"] = max_seconds
+        return Call.model_validate(self._send("POST", endpoints.CALLS, retry=False, json=body))
+
+    def get_call(self, call_id: str) -> Call:
+        return Call.model_validate(
+            self._send("GET", endpoints.CALL.format(id=call_id), retry=True))

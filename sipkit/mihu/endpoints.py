@@ -28,3 +28,10 @@ BYO_TRUNK_ASSIGN = BYO_TRUNKS + "/assign"    # PUT (fact)
 # The /sip-trunks API of seed 003 (§7; its base is https://api.hmsovereign.com/api/v1).
 SIP_TRUNKS = "/api/v1/sip-trunks"            # GET list, POST create (fact)
 SIP_TRUNK = SIP_TRUNKS + "/{id}"             # GET one, DELETE (fact)
+
+# Calls. Fact (mihu-api.md §5, the quickstart): POST /api/v1/call with {agentId, participant:
+# {number}} answers data{id, status: "initiated", ...}. INFERENCE: that such a call leaves
+# through the agent's PBX extension connector (the optional pbx_extension_connector_uuid
+# names it), and GET .../{id} with status and the far end's SIP answer (sip_code, sip_reason).
+CALLS = "/api/v1/call"                     # POST place a call (fact)
+CALL = CALLS + "/{id}"                     # GET one call (inference)

@@ -44,6 +44,9 @@ class Connector(_Model):
     inbound: Inbound = Inbound()
     auth: Auth = Auth()
     normalizer: NormalizerOut | None = None
+    # INFERENCE: the cloud's view of its REGISTER to the PBX ({state: pending|registered|
+    # failed, code, reason, challenged}); only the status field is documented.
+    registration: dict | None = None
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -68,3 +71,13 @@ class ConnectorPage(_Model):
 class ServerAssignment(_Model):
     assigned: bool
     sip_connector_server: str | None = None
+
+
+class Call(_Model):
+    """A call the agent places (POST /api/v1/call); sip_code/sip_reason are INFERENCE."""
+
+    id: str
+    status: str
+    to: str | None = None  # the number as dialled, after the connector's normalizer
+    sip_code: int | None = None
+    sip_reason: str | None = None

@@ -24,7 +24,7 @@ def test_make_demo(tmp_path):
         for cid in ("register", "allowed_ip", "call_inbound", "call_outbound", "credentials",
                     "secondary_gateway"):
             assert cid in out
-        assert "trunk lab-carrier" in out and out.count("Result: ✔ PASS") == 2
+        assert "trunk lab-carrier" in out and out.count("Result: ✔ PASS") == 3  # check, verify, trunk
         again = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True,
                                text=True, timeout=300)
         assert again.returncode == 0 and "already existed" in again.stdout
