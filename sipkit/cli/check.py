@@ -227,7 +227,6 @@ def prepare(config, sets, api_url, token_file, pcap, as_json: bool, **flags):
 def write_outputs(report, site, redactor, recorder, *, pcap, junit, html_file, as_json,
                   verbose, color) -> None:
     """--pcap, --junit, --html, then the report on stdout (check and verify)."""
-    from ..checks.runner import secrets_of
 
     if recorder is not None:
         written = recorder.write(pcap, redactor.secrets)

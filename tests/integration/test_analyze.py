@@ -100,13 +100,17 @@ def test_call_with_rtp_echo(lab, run_sipkit, tmp_path):
     assert row["final"] == "200 OK"
     assert row["rtp_to_caller"] > 30 and row["rtp_to_callee"] > 30
     assert got["auth_loop"].status == "pass"
-    # A clean teardown, read by tshark rather than by us: one INVITE transaction from the
-    # caller (no codec-locking re-INVITE the echo would drop) and the BYE answered 200.
+    # A clean teardown, read by tshark rather than by us: the 407-challenged INVITE, its
+    # authenticated retry, the hold and the resume re-INVITEs (check.hold_resume, on by
+    # default) — no codec-locking re-INVITE the echo would drop — each answered, and the BYE
+    # answered 200.
     fields = subprocess.run([shutil.which("tshark"), "-r", str(cap), "-Y", "sip", "-T", "fields",
                              "-e", "sip.CSeq", "-e", "sip.Status-Code"], capture_output=True,
                             text=True, check=True).stdout.splitlines()
     invites = {line.split("\t")[0] for line in fields if line.endswith("INVITE\t")}
-    assert len(invites) == 2, fields  # the 407-challenged INVITE and its authenticated retry
+    assert len(invites) == 4, fields
+    answered = {line.split("\t")[0] for line in fields if line.endswith("INVITE\t200")}
+    assert len(answered) == 3, fields  # all but the challenged one
     assert any(line.split("\t")[0].endswith("BYE") and line.endswith("\t200") for line in fields)
 
 
