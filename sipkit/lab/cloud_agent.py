@@ -28,12 +28,13 @@ from __future__ import annotations
 import json
 import os
 import queue
-import random
 import re
 import signal
 import sys
 import threading
 import time
+
+from ..media.worker import account_config
 
 MARK = "AGENT "
 RETRY_S = 10  # a refused or unanswered registration is tried again after this
@@ -137,8 +138,8 @@ def main() -> None:  # one UA script: reads best in one place
                     aud = self.getAudioMedia(i)
                     aud.startTransmit(aud)  # the agent stand-in: an echo
 
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:{cfg_in['username']}@{cfg_in['domain']}"
+    acfg = account_config(pj, f"sip:{cfg_in['username']}@{cfg_in['domain']}", bind,
+                          port_base=30000)
     acfg.sipConfig.transportId = tp
     acfg.sipConfig.authCreds.append(pj.AuthCredInfo(
         "digest", "*", cfg_in.get("auth_username") or cfg_in["username"], 0,
@@ -147,15 +148,6 @@ def main() -> None:  # one UA script: reads best in one place
     acfg.regConfig.timeoutSec = EXPIRES_S
     acfg.regConfig.retryIntervalSec = RETRY_S
     acfg.regConfig.firstRetryIntervalSec = RETRY_S
-    acfg.natConfig.contactRewriteUse = 0
-    acfg.natConfig.viaRewriteUse = 0
-    acfg.natConfig.sdpNatRewriteUse = 0
-    acfg.natConfig.sipOutboundUse = 0
-    acfg.mediaConfig.lockCodecEnabled = False
-    mt = acfg.mediaConfig.transportConfig
-    mt.boundAddress = mt.publicAddress = bind
-    mt.port = 30000 + 2 * random.randrange(0, 4000)
-    mt.portRange = 1000
     acc = Account()
     acc.create(acfg)
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 import signal
 import sys
 import time
+
+from ..media.worker import account_config
 
 PUMP_MS = 10
 
@@ -162,17 +163,11 @@ def serve(args) -> None:  # noqa: C901 - one UA script reads best in one place
             op.statusCode = 200
             call.answer(op)
 
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:farend@{args.ip}:{args.port}"
+    # SDP c= may name --sdp-ip; RTP still comes from --ip (the latching tests)
+    acfg = account_config(pj, f"sip:farend@{args.ip}:{args.port}", args.ip,
+                          public=args.sdp_ip or args.ip, port_base=30000, port_range=500,
+                          slots=2000)
     acfg.regConfig.registerOnAdd = False
-    acfg.natConfig.contactRewriteUse = acfg.natConfig.viaRewriteUse = 0
-    acfg.natConfig.sdpNatRewriteUse = 0
-    acfg.mediaConfig.lockCodecEnabled = False
-    mt = acfg.mediaConfig.transportConfig
-    mt.boundAddress = args.ip
-    mt.publicAddress = args.sdp_ip or args.ip  # what SDP c= says; RTP still comes from --ip
-    mt.port = 30000 + 2 * random.randrange(0, 2000)
-    mt.portRange = 500
     acc = FarAcc()
     acc.create(acfg)
     stop = []

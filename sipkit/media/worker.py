@@ -51,6 +51,28 @@ HOLD_AT = (0.8, 0.9)  # of the call's seconds: hold, then resume
 HOLD_WAIT_S = 3.0  # for a hold or resume re-INVITE to complete
 
 
+def account_config(pj, id_uri: str, bind: str, *, public: str | None = None,
+                   port_base: int = 40000, port_range: int = 1000, slots: int = 4000):
+    """A pjsua2 AccountConfig for a test UA (the worker, and the lab's UAs): no NAT rewriting
+    of Contact, Via or SDP (sipkit reports what the path does, it does not repair it), no
+    codec-locking re-INVITE (noise on a customer's PBX; simple UASes such as SIPp drop the
+    call on it), and media bound to ``bind`` on a random even port so concurrent UAs start
+    apart; SDP c= says ``public`` (default ``bind``)."""
+    acfg = pj.AccountConfig()
+    acfg.idUri = id_uri
+    acfg.natConfig.contactRewriteUse = 0
+    acfg.natConfig.viaRewriteUse = 0
+    acfg.natConfig.sdpNatRewriteUse = 0
+    acfg.natConfig.sipOutboundUse = 0
+    acfg.mediaConfig.lockCodecEnabled = False
+    mt = acfg.mediaConfig.transportConfig
+    mt.boundAddress = bind
+    mt.publicAddress = public or bind  # else pjsua picks the default interface
+    mt.port = port_base + 2 * random.randrange(0, slots)
+    mt.portRange = port_range
+    return acfg
+
+
 def _emit(result: dict) -> None:
     sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
     sys.stdout.flush()
@@ -262,21 +284,9 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
             except pj.Error:
                 pass  # the stream is gone; keep the last snapshot
 
-    acfg = pj.AccountConfig()
-    acfg.idUri = params.get("from_uri") or f"sip:sipkit@{f'[{local}]' if ':' in local else local}"
+    acfg = account_config(pj, params.get("from_uri")
+                          or f"sip:sipkit@{f'[{local}]' if ':' in local else local}", local)
     acfg.sipConfig.transportId = tp
-    acfg.natConfig.contactRewriteUse = 0
-    acfg.natConfig.viaRewriteUse = 0
-    acfg.natConfig.sdpNatRewriteUse = 0
-    acfg.natConfig.sipOutboundUse = 0
-    # An answer listing several codecs makes pjsua send a re-INVITE to lock one: noise on a
-    # customer's PBX, and simple UASes (SIPp) drop the call on it, leaving the BYE unanswered.
-    acfg.mediaConfig.lockCodecEnabled = False
-    mt = acfg.mediaConfig.transportConfig
-    mt.boundAddress = local
-    mt.publicAddress = local  # what SDP c= says; else pjsua picks the default interface
-    mt.port = 40000 + 2 * random.randrange(0, 4000)  # concurrent workers start apart
-    mt.portRange = 1000
     if params.get("username"):
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo(
             "digest", "*", params["username"], 0, params.get("password") or ""))
