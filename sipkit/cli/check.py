@@ -90,40 +90,63 @@ class _Progress:
             self.live.update(self._view())
 
 
+def run_options(what: str):
+    """The options `check` and `verify` share (one place, so they mean the same)."""
+    opts = [
+        click.option("-c", "--config", "config",
+                     type=click.Path(dir_okay=False, path_type=Path), envvar="SIPKIT_CONFIG",
+                     help="Site file (YAML or JSON) with the connector's or trunk's fields."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a site field, e.g. --set port=5061 --set "
+                          "check.call_seconds=3."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print the report as JSON, nothing else."),
+        click.option("--only", help=f"Comma list of {what} ids to run (their prerequisites "
+                                    "run too)."),
+        click.option("--skip", help=f"Comma list of {what} ids to skip."),
+        click.option("--timeout", type=click.FloatRange(0.1, 120), default=4.0,
+                     show_default=True, callback=_finite_timeout,
+                     help="Seconds to wait for one network exchange."),
+        click.option("--insecure", is_flag=True,
+                     help="Do not verify TLS certificates (reported)."),
+        click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="PEM file of CA certificates to trust for TLS (default: system "
+                          "store)."),
+        click.option("--source-ip", metavar="IP", help="Send from this local address."),
+        click.option("--strict", is_flag=True, help="Warnings fail too (exit 1)."),
+        click.option("-v", "--verbose", count=True,
+                     help="Show evidence: SIP messages (redacted), DNS answers."),
+        click.option("--color/--no-color", default=None, help="Force colours on or off."),
+        click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also write the verdicts as JUnit XML (one testcase per check) to "
+                          "this file."),
+        click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write every SIP message sipkit sent and received to this pcap (no "
+                          "root needed; passwords and digest responses masked)."),
+        click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also write a self-contained HTML page for a support ticket: "
+                          "verdicts, SIP sequence diagrams, call media, settings (no secrets)."),
+        click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL",
+                     help="Mihu API base URL."),
+        click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token."),
+    ]
+
+    def apply(f):
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+    return apply
+
+
 @click.command()
-@click.option("-c", "--config", "config", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="SIPKIT_CONFIG", help="Site file (YAML or JSON) with the connector's fields.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a site field, e.g. --set port=5061 --set check.call_seconds=3.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
-@click.option("--only", help="Comma list of check ids to run (their prerequisites run too).")
-@click.option("--skip", help="Comma list of check ids to skip.")
-@click.option("--timeout", type=click.FloatRange(0.1, 120), default=4.0, show_default=True,
-              callback=_finite_timeout, help="Seconds to wait for one network exchange.")
-@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (reported).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="PEM file of CA certificates to trust for TLS (default: system store).")
+@run_options("check")
 @click.option("--nameserver", metavar="IP[:PORT]", help="Ask this DNS server, not the system's.")
-@click.option("--source-ip", metavar="IP", help="Send from this local address.")
-@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
-@click.option("-v", "--verbose", count=True, help="Show evidence: SIP messages (redacted), DNS answers.")
-@click.option("--color/--no-color", default=None, help="Force colours on or off.")
 @click.option("--create", is_flag=True,
               help="If no check failed: allocate the SIP connector server if needed and create "
                    "the connector in the Mihu API (idempotent).")
 @click.option("--replace", is_flag=True, help="With --create: replace a connector for this "
               "number that has other settings.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the verdicts as JUnit XML (one testcase per check) to this file.")
-@click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every SIP message sipkit sent and received to this pcap (no root "
-                   "needed; passwords and digest responses masked).")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write a self-contained HTML page for a support ticket: verdicts, SIP "
-                   "sequence diagrams, call media, settings (no secrets).")
-@click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
 def check(config, sets, as_json, only, skip, timeout, insecure, ca_file, nameserver, source_ip,
           strict, verbose, color, create, replace, junit, pcap, html_file, api_url, token_file):
     """Check that a PBX extension (or a SIP trunk) will work with Mihu.

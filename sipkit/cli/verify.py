@@ -7,12 +7,11 @@ the checks are the ``VERIFY`` group (sipkit.checks), which a plain `check` never
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from ..errors import UsageError
-from .check import _ids, _interruptible, _Progress, prepare, write_outputs
+from .check import _ids, _interruptible, _Progress, prepare, run_options, write_outputs
 from .exitcodes import INTERRUPTED
 
 
@@ -57,31 +56,7 @@ def append_verify(report, site, options, redactor, recorder, strict: bool) -> in
 
 
 @click.command()
-@click.option("-c", "--config", "config", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="SIPKIT_CONFIG", help="Site file (YAML or JSON), with check.test_extension.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a site field, e.g. --set check.call_seconds=3.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
-@click.option("--only", help="Comma list of verify check ids to run (with prerequisites).")
-@click.option("--skip", help="Comma list of verify check ids to skip.")
-@click.option("--timeout", type=click.FloatRange(0.1, 120), default=4.0, show_default=True,
-              help="Seconds to wait for one network exchange.")
-@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (reported).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="PEM file of CA certificates to trust for TLS.")
-@click.option("--source-ip", metavar="IP", help="Send from this local address.")
-@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
-@click.option("-v", "--verbose", count=True, help="Show evidence (SIP ladders, redacted).")
-@click.option("--color/--no-color", default=None, help="Force colours on or off.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the verdicts as JUnit XML to this file.")
-@click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the calls' SIP messages to this pcap (secrets masked).")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write a self-contained HTML page for a support ticket.")
-@click.option("--api-url", envvar="SIPKIT_API_URL", metavar="URL", help="Mihu API base URL.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="SIPKIT_API_TOKEN_FILE", help="File holding the Mihu API token.")
+@run_options("verify check")
 def verify(config, sets, as_json, only, skip, timeout, insecure, ca_file, source_ip, strict,
            verbose, color, junit, pcap, html_file, api_url, token_file):
     """Prove the created connector works: calls through the PBX to and from the agent.
@@ -91,8 +66,8 @@ def verify(config, sets, as_json, only, skip, timeout, insecure, ca_file, source
     `check`: 0 no failure, 1 a check failed, 2 bad usage or settings, 3 sipkit broke.
     """
     site, api, options, redactor, recorder = prepare(
-        config, sets, api_url, token_file, pcap, as_json, timeout=timeout, insecure=insecure,
-        ca_file=ca_file, source_ip=source_ip, verbose=verbose)
+        config, sets, api_url, token_file, pcap, as_json, junit=junit, timeout=timeout,
+        insecure=insecure, ca_file=ca_file, source_ip=source_ip, verbose=verbose)
     _require(site, api)
     with _Progress(not as_json and sys.stderr.isatty()) as progress:
         report = _run(site, options, redactor, recorder, _ids(only), _ids(skip), progress.event)
