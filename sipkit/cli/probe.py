@@ -129,8 +129,11 @@ def _nagios(config, module_name: str, target: str) -> int:
 @click.option("--concurrency", type=click.IntRange(1, 10000), default=200, show_default=True)
 @click.option("--rate", type=click.FloatRange(0.1), default=2000.0, show_default=True,
               help="Probes per second, all targets together.")
-@click.option("--per-target-rate", type=click.FloatRange(0.01), default=5.0, show_default=True,
-              help="Probes per second to one target at most.")
+# 0.5/s = 30 a minute: a third of the strictest documented auto-defense rule (Yeastar, 90
+# packets in 60 s bans the source), see sipkit/pbx/pacing.py.
+@click.option("--per-target-rate", type=click.FloatRange(0.01), default=0.5, show_default=True,
+              help="Probes per second to one target at most (default: a third of Yeastar's "
+                   "auto-defense ban threshold).")
 @click.option("--deadline", type=DurationType(), help="One round at most this long (12, 2m).")
 @click.option("--nagios", is_flag=True, help="One probe, Nagios output and exit code 0/1/2/3.")
 @click.option("--module", "module_name", help="With --nagios: the module.")

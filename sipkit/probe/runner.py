@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 from ..errors import SipkitError
 from ..net.addresses import parse_ip
+from ..pbx.pacing import RECOMMENDED_PER_TARGET_RATE
 from .config import Module, ProbeConfig, split_target
 from .fleet import UdpFleet
 from .probers import ConnPool, ProbeEnv, result_dict, run_probe
@@ -405,7 +406,8 @@ class _Run:
 
 
 async def run_targets(config: ProbeConfig, targets: Iterable, *, concurrency: int = 100,
-                      rate: float = 1000.0, per_target_rate: float = 5.0,
+                      rate: float = 1000.0,
+                      per_target_rate: float = RECOMMENDED_PER_TARGET_RATE,
                       deadline: float | None = None, sink: Sink | None = None,
                       fast: FleetPath | None = None) -> Summary:
     """Probe every (target, module name, labels) of ``targets``; each result dict goes to
