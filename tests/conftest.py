@@ -35,6 +35,21 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture
+def no_connectors(lab):
+    """No connector in the lab's API: the lab's connector server registers to the PBX as
+    extension 100 for every connector (as the cloud does), so tests that count extension 100's
+    bindings start without the cloud's. Deleting one waits for its un-REGISTER."""
+    from sipkit.mihu.client import MihuClient
+    from sipkit.mihu.config import ApiSettings
+    from pydantic import SecretStr
+
+    api = ApiSettings(lab.api_url, SecretStr(lab.token()))
+    with MihuClient.from_settings(api) as client:
+        for conn in list(client.iter_connectors()):
+            client.delete_connector(conn.pbx_extension_connector_uuid)
+
+
+@pytest.fixture
 def run_sipkit():
     """Run the CLI in a subprocess, as a user would; returns CompletedProcess (text)."""
 

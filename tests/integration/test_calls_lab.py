@@ -29,7 +29,7 @@ def delete_all_connectors(lab, run_sipkit):
         run_sipkit("connector", "delete", c["pbx_extension_connector_uuid"], env=env)
 
 
-def test_outbound_call_through_pbx_with_normalized_number(lab, run_sipkit):
+def test_outbound_call_through_pbx_with_normalized_number(lab, run_sipkit, no_connectors):
     proc = run_sipkit("check", "-c", str(lab.site_file), "--only", "call_outbound", "--json")
     call = checks(report_of(proc))["call_outbound"]
     assert call["status"] == "pass", call

@@ -18,7 +18,7 @@ def pbx_requests(lab, method: str) -> int:
     return (lab.directory / "pbx.log").read_text(errors="replace").count(f"REQ {method} ")
 
 
-def test_ctrl_c_during_a_call_hangs_up_and_cleans_up(lab, run_sipkit, tmp_path):
+def test_ctrl_c_during_a_call_hangs_up_and_cleans_up(lab, run_sipkit, tmp_path, no_connectors):
     site = site_variant(lab, tmp_path, **{"check.call_seconds": "30"})
     byes, acks = pbx_requests(lab, "BYE"), pbx_requests(lab, "ACK")
     run = PtyRun("check", "-c", str(site), "--only", "call_outbound", env=lab.env(), cols=100)

@@ -24,7 +24,7 @@ def checks(rep: dict) -> dict:
     return {c["id"]: c for c in rep["checks"]}
 
 
-def test_signalling_checks_over_ipv6_with_pcap(lab, run_sipkit, tmp_path):
+def test_signalling_checks_over_ipv6_with_pcap(lab, run_sipkit, tmp_path, no_connectors):
     pcap = tmp_path / "v6.pcap"
     proc = run_sipkit("check", "-c", str(lab.ipv6_site_file), *SKIP, "--json", "--pcap",
                       str(pcap))

@@ -30,7 +30,8 @@ def _tshark_sip(pcap, *extra) -> list[str]:
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["udp", "tls"])
-def test_check_pcap_read_back_by_tshark_and_analyze(lab, run_sipkit, tmp_path, tls):
+def test_check_pcap_read_back_by_tshark_and_analyze(lab, run_sipkit, tmp_path, tls,
+                                                    no_connectors):
     site = lab.tls_site_file if tls else lab.site_file
     pcap = tmp_path / "check.pcap"
     proc = run_sipkit("check", "-c", str(site), *NO_CALLS, "--json", "--pcap", str(pcap))

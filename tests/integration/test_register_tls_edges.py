@@ -38,7 +38,7 @@ def test_stale_nonce_is_answered_once(lab, run_sipkit, tmp_path):
     assert reg["status"] == "pass" and reg["details"]["retried"] == "stale nonce", reg
 
 
-def test_alg_and_other_bindings_warn(lab, run_sipkit, tmp_path):
+def test_alg_and_other_bindings_warn(lab, run_sipkit, tmp_path, no_connectors):
     with UdpPeer(lab.ip(42), 5060, Registrar("alg")):
         reg = _register(lab, run_sipkit, tmp_path, lab.ip(42))["register"]
     assert reg["status"] == "warn", reg
