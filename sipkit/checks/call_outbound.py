@@ -7,23 +7,19 @@ a lockout (pjsua2 is told never to retry it).
 
 from __future__ import annotations
 
-from ..media.model import CallParams
-from ..net.addresses import uri_host
 from ..normalize import normalize
 from ..report import CheckResult
 from .base import CheckContext
 from .calls import (
     AUDIT_CODECS,
     budget,
-    call_features,
     call_target,
     codec_audit,
     extra_calls,
     ipv6_skip,
     judge_audio,
-    local_ip_towards,
+    outbound_params,
     place,
-    tls_params,
 )
 
 ID = "call_outbound"
@@ -53,15 +49,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     t = call_target(targets)
     if skipped := ipv6_skip(ctx, t.ip):
         return skipped
-    tp = ";transport=tls" if t.transport == "tls" else ""
-    params = CallParams(
-        target=f"sip:{number}@{t.hostport}{tp}", transport=t.transport,
-        local_ip=local_ip_towards(ctx, t.ip),
-        from_uri=f"sip:{site.username_extension}@{uri_host(site.registrar_server)}",
-        registrar=f"sip:{t.hostport}{tp}", username=site.digest_username,
-        password=site.digest_password.get_secret_value(),
-        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx),
-        **call_features(site))
+    params = outbound_params(ctx, t, number, register=True)
     r = await place(ctx, params, t.ip)
     details = {"number": number, "raw_number": raw, "target": params.target}
     shown = f"{raw} → {number}" if number != raw else number

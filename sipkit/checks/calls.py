@@ -34,6 +34,7 @@ from ..media.model import (
 )
 from ..media.verdict import digits_returned
 from ..media.worker import NO_IPV6
+from ..net.addresses import uri_host
 from ..report import CheckResult
 from ..sip.errors import SipParseError
 from ..sip.message import Response, parse
@@ -99,6 +100,23 @@ def budget(options, site) -> float:
     if _opt(site, "concurrent_calls", None):
         extra += site.check.call_seconds + 20
     return seconds + 45 + extra
+
+
+def outbound_params(ctx: CheckContext, t: Target, number: str, *, register: bool) -> CallParams:
+    """A call to ``number`` through the endpoint's server ``t``, as the connector (``register``:
+    a REGISTER first) or the agent through a trunk calls out: From the endpoint's user, answered
+    with its digest credentials, with the call checks' features."""
+    ep = ctx.endpoint
+    tp = ";transport=tls" if t.transport == "tls" else ""
+    return CallParams(
+        target=f"sip:{number}@{t.hostport}{tp}", transport=t.transport,
+        local_ip=local_ip_towards(ctx, t.ip),
+        from_uri=f"sip:{ep.username or 'sipkit'}@{uri_host(ep.sip_domain)}",
+        registrar=f"sip:{t.hostport}{tp}" if register else None,
+        username=ep.digest_username or None,
+        password=ep.password.get_secret_value() if ep.password else None,
+        setup_timeout=max(5.0, ctx.options.timeout * 2), **tls_params(ctx),
+        **call_features(ctx.site))
 
 
 def call_features(site) -> dict:

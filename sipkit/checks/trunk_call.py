@@ -7,13 +7,10 @@ only after the credentials check has not refused them (at most one refused attem
 
 from __future__ import annotations
 
-from ..media.model import CallParams
-from ..net.addresses import uri_host
 from ..report import CheckResult
 from .base import CheckContext
 from .call_outbound import MEANING
-from .calls import budget, call_target, ipv6_skip, judge_audio, local_ip_towards, place, \
-    tls_params
+from .calls import budget, call_target, ipv6_skip, judge_audio, outbound_params, place
 
 ID = "trunk_call"
 TITLE = "Test call through the trunk"
@@ -24,7 +21,7 @@ BUDGET = budget
 
 
 async def run(ctx: CheckContext) -> CheckResult:
-    trunk, ep = ctx.site, ctx.endpoint
+    trunk = ctx.site
     number = trunk.check.outbound_test_number
     if not number:
         return ctx.result("skip", "no check.outbound_test_number: no call placed (a call "
@@ -37,16 +34,7 @@ async def run(ctx: CheckContext) -> CheckResult:
     t = call_target(targets)
     if skipped := ipv6_skip(ctx, t.ip):
         return skipped
-    tp = ";transport=tls" if t.transport == "tls" else ""
-    user = ep.username or "sipkit"
-    params = CallParams(
-        target=f"sip:{number}@{t.hostport}{tp}", transport=t.transport,
-        local_ip=local_ip_towards(ctx, t.ip),
-        from_uri=f"sip:{user}@{uri_host(ep.sip_domain)}",
-        username=ep.digest_username or None,
-        password=ep.password.get_secret_value() if ep.password else None,
-        seconds=trunk.check.call_seconds, setup_timeout=max(5.0, ctx.options.timeout * 2),
-        **tls_params(ctx))
+    params = outbound_params(ctx, t, number, register=False)
     r = await place(ctx, params, t.ip)
     details = {"number": number, "target": params.target}
     if r.status == "answered":
