@@ -13,12 +13,11 @@ from .base import CheckContext
 from .calls import (
     AUDIT_CODECS,
     budget,
-    call_target,
     codec_audit,
     extra_calls,
-    ipv6_skip,
     judge_audio,
     outbound_params,
+    outbound_target,
     place,
 )
 
@@ -43,12 +42,9 @@ async def run(ctx: CheckContext) -> CheckResult:
     if not raw:
         return ctx.result("skip", "no check.outbound_test_number in the site file")
     number = normalize(raw, site.normalizer).result if site.normalizer else raw
-    targets = ctx.answering_targets
-    if not targets:
-        return ctx.result("skip", "no PBX address answered")
-    t = call_target(targets)
-    if skipped := ipv6_skip(ctx, t.ip):
-        return skipped
+    t = outbound_target(ctx, "PBX")
+    if isinstance(t, CheckResult):
+        return t
     params = outbound_params(ctx, t, number, register=True)
     r = await place(ctx, params, t.ip)
     details = {"number": number, "raw_number": raw, "target": params.target}

@@ -49,6 +49,15 @@ def call_target(targets: list[Target]) -> Target:
     return next((t for t in targets if ":" not in t.ip), targets[0])
 
 
+def outbound_target(ctx: CheckContext, what: str) -> Target | CheckResult:
+    """The answering server to call through (IPv4 first), or the skip that says why not."""
+    targets = ctx.answering_targets
+    if not targets:
+        return ctx.result("skip", f"no {what} address answered")
+    t = call_target(targets)
+    return ipv6_skip(ctx, t.ip) or t
+
+
 def ipv6_skip(ctx: CheckContext, ip: str) -> CheckResult | None:
     """IPv6 targets: a skip that says why (the media engine cannot), not a failed call."""
     if ":" not in ip:

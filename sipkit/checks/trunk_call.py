@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..report import CheckResult
 from .base import CheckContext
 from .call_outbound import MEANING
-from .calls import budget, call_target, ipv6_skip, judge_audio, outbound_params, place
+from .calls import budget, judge_audio, outbound_params, outbound_target, place
 
 ID = "trunk_call"
 TITLE = "Test call through the trunk"
@@ -28,12 +28,9 @@ async def run(ctx: CheckContext) -> CheckResult:
                           "through a trunk can be billed)")
     if trunk.direction == "inbound":
         return ctx.result("skip", "direction is inbound: the agent places no calls")
-    targets = ctx.answering_targets
-    if not targets:
-        return ctx.result("skip", "no gateway address answered")
-    t = call_target(targets)
-    if skipped := ipv6_skip(ctx, t.ip):
-        return skipped
+    t = outbound_target(ctx, "gateway")
+    if isinstance(t, CheckResult):
+        return t
     params = outbound_params(ctx, t, number, register=False)
     r = await place(ctx, params, t.ip)
     details = {"number": number, "target": params.target}

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 
-from ..media.worker import account_config
+from ..media.worker import account_config, endpoint_config
 
 MARK = "AGENT "
 RETRY_S = 10  # a refused or unanswered registration is tried again after this
@@ -66,10 +66,7 @@ def main() -> None:  # one UA script: reads best in one place
 
     ep = pj.Endpoint()
     ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.userAgent = "sipkit-lab-cloud-agent"
+    cfg = endpoint_config(pj, "sipkit-lab-cloud-agent")
     seen = {"challenged": False}
 
     class Log(pj.LogWriter):

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 
-from ..media.worker import account_config
+from ..media.worker import account_config, endpoint_config
 
 PUMP_MS = 10
 
@@ -64,10 +64,7 @@ def serve(args) -> None:  # noqa: C901 - one UA script reads best in one place
     report = Report(args.report)
     ep = pj.Endpoint()
     ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.userAgent = "sipkit-lab-farend"
+    cfg = endpoint_config(pj, "sipkit-lab-farend")
     cfg.logConfig.level = cfg.logConfig.consoleLevel = 1
     cfg.medConfig.noVad = True  # silence must still be sent as RTP
     cfg.medConfig.ecTailLen = 0

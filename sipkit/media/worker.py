@@ -51,6 +51,16 @@ HOLD_AT = (0.8, 0.9)  # of the call's seconds: hold, then resume
 HOLD_WAIT_S = 3.0  # for a hold or resume re-INVITE to complete
 
 
+def endpoint_config(pj, user_agent: str):
+    """A pjsua2 EpConfig for a test UA: no pjsua worker thread (the caller pumps, and with
+    threadCnt 0 every callback is queued to the main thread: lab.md, pjsua2 threading)."""
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.userAgent = user_agent
+    return cfg
+
+
 def account_config(pj, id_uri: str, bind: str, *, public: str | None = None,
                    port_base: int = 40000, port_range: int = 1000, slots: int = 4000):
     """A pjsua2 AccountConfig for a test UA (the worker, and the lab's UAs): no NAT rewriting
@@ -108,10 +118,7 @@ def run(params: dict) -> dict:  # noqa: C901 - one linear call script reads best
     ep = pj.Endpoint()
     ep.libCreate()
     state = {"ep": ep, "acc": None, "call": None, "plan": None}
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0  # no pjsua worker thread: we pump, callbacks run here
-    cfg.uaConfig.mainThreadOnly = True  # with threadCnt 0: any callback is queued to us
-    cfg.uaConfig.userAgent = "sipkit-media"
+    cfg = endpoint_config(pj, "sipkit-media")
     # Only the SIP message log is kept (the writer sees what is at or under consoleLevel):
     # it is the test call's evidence, for the ladder and for --pcap.
     sip_log = _sip_log(pj)
