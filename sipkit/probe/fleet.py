@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
 import operator
 import re
 import secrets
@@ -32,7 +33,7 @@ from .. import __version__
 from ..net.addresses import hostport, uri_host
 from ..sip.builder import build_request
 from ..sip.errors import SipParseError
-from ..sip.message import Response, parse, peek_response
+from ..sip.message import OwnResponsePeek, Response, parse
 from ..sip.transaction import next_interval
 
 BUFFER = 8 * 1024 * 1024
@@ -53,19 +54,25 @@ class UdpFleet:
         """One socket bound to ``local_ip``; "::" (or any IPv6 address) probes IPv6 targets."""
         self.local_ip = local_ip
         self.family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
-        # branch -> [callback, context, started, data, addr, interval, proceeding, t2]
-        self.pending: dict[str, list] = {}
+        # branch (bytes) -> [callback, context, started, data, addr, interval, proceeding, t2,
+        #                    deadline]
+        self.pending: dict[bytes, list] = {}
         self.sock: socket.socket | None = None
         self.sent = self.retransmits = self.garbage = self.icmp_errors = 0
         self.recverr = False
         self.after = None  # called after each batch of answers or timers (the runner's pump)
-        self._retx: dict[float, deque] = {}  # interval -> deque[(due, branch)]
-        self._expiry: dict[float, deque] = {}  # timeout -> deque[(deadline, branch)]
+        # Timer E per interval: deque[(due, [branches])], one list per batch of sends (the
+        # runner sends hundreds with one clock reading), due in the order queued. A probe's
+        # only timer until its first retransmission: most are answered before it is due.
+        self._retx: dict[float, deque] = {}
+        self._expiry: list = []  # heap of (deadline, seq, branch): probes past their last Timer E
+        self._seq = 0
         self._ticker: asyncio.TimerHandle | None = None
         self._fmt, self._pick = b"", None
         self._hosts: dict[tuple, bytes] = {}
-        self._prefix = secrets.token_hex(6)
+        self._prefix = b"z9hG4bK" + secrets.token_hex(6).encode()
         self._counter = 0
+        self._peek = None
 
     async def start(self) -> UdpFleet:
         loop = asyncio.get_running_loop()
@@ -102,6 +109,8 @@ class UdpFleet:
         pick = operator.itemgetter(*order)  # (host, branch, call-id) -> the template's order
         self._pick = pick if len(order) > 1 else (lambda values: (pick(values),))
         self._fmt = _SLOTS.sub(b"%b", raw)
+        via = raw.index(b"\r\nVia: ") + 2
+        self._peek = OwnResponsePeek(raw[via:raw.index(b"branch=", via) + 7])
         return self
 
     def close(self) -> None:
@@ -147,13 +156,13 @@ class UdpFleet:
             code = next((struct.unpack_from("=I", blob)[0] for level, kind, blob in ancillary
                          if (level, kind) == RECVERR[self.family] and len(blob) >= 4), None)
             m = _BRANCH.search(data)
-            entry = self.pending.pop(m.group(1).decode(), None) if m and code else None
+            entry = self.pending.pop(m.group(1), None) if m and code else None
             if entry is not None:
                 entry[0](entry[1], None, ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code)),
                          None)
 
     def _answer(self, data: bytes) -> None:
-        head = peek_response(data)
+        head = self._peek(data)
         if head is None:  # unusual: let the full parser decide
             try:
                 msg = parse(data)
@@ -163,7 +172,7 @@ class UdpFleet:
                 return
             if not isinstance(msg, Response) or via is None:
                 return
-            head = (msg.status, msg.reason, via.branch or "")
+            head = (msg.status, msg.reason, (via.branch or "").encode())
         status, reason, branch = head
         if status < 200:
             entry = self.pending.get(branch)
@@ -192,57 +201,70 @@ class UdpFleet:
         """Send one OPTIONS; later ``callback(context, (status, reason) | None, error | None,
         rtt | None)`` exactly once: an answer, or error "timeout" / an ICMP word."""
         self._counter += 1
-        token = f"{self._prefix}{self._counter:x}"  # unique per fleet; no urandom per probe
-        branch = "z9hG4bK" + token
+        branch = b"%s%x" % (self._prefix, self._counter)  # unique per fleet; no urandom
         host = self._hosts.get((ip, port))
         if host is None:
             if len(self._hosts) > 4096:
                 self._hosts.clear()
             host = self._hosts[(ip, port)] = hostport(ip, port).encode()
-        data = self._fmt % self._pick((host, branch.encode(), token.encode()))
+        data = self._fmt % self._pick((host, branch, branch[7:]))
         if now is None:
             now = time.monotonic()
         addr = (ip, port)
-        self.pending[branch] = [callback, context, now, data, addr, t1, False, t2]
+        self.pending[branch] = [callback, context, now, data, addr, t1, False, t2, now + timeout]
         try:
             self.sock.sendto(data, addr)
         except OSError:
             self._sendto(data, addr)  # an ICMP error of another probe surfaced here: again
         self.sent += 1
-        if t1 < timeout:
+        if t1 < timeout:  # _after_interval, inline: this runs for every probe
             q = self._retx.get(t1)
-            if q is None:
-                q = self._retx[t1] = deque()
-            q.append((now + t1, branch))
-        q = self._expiry.get(timeout)
-        if q is None:
-            q = self._expiry[timeout] = deque()
-        q.append((now + timeout, branch))
+            due = now + t1
+            if q and q[-1][0] == due:
+                q[-1][1].append(branch)
+            else:
+                self._after_interval(t1, now, branch)
+        else:
+            self._expire_at(now + timeout, branch)
         if self._ticker is None:
             self._ticker = self._loop.call_later(TICK, self._tick)
+
+    def _after_interval(self, interval: float, now: float, branch: bytes) -> None:
+        q = self._retx.get(interval)
+        if q is None:
+            q = self._retx[interval] = deque()
+        due = now + interval
+        if q and q[-1][0] == due:
+            q[-1][1].append(branch)
+        else:
+            q.append((due, [branch]))
+
+    def _expire_at(self, deadline: float, branch: bytes) -> None:
+        self._seq += 1
+        heapq.heappush(self._expiry, (deadline, self._seq, branch))
 
     def _tick(self) -> None:
         now = time.monotonic()
         pending = self.pending
-        for q in self._expiry.values():
-            while q and q[0][0] <= now:
-                entry = pending.pop(q.popleft()[1], None)
-                if entry is not None:
-                    entry[0](entry[1], None, "timeout", None)
         for interval, q in list(self._retx.items()):
             while q and q[0][0] <= now:
-                branch = q.popleft()[1]
-                entry = pending.get(branch)
-                if entry is None:
-                    continue
-                self._sendto(entry[3], entry[4])
-                self.sent += 1
-                self.retransmits += 1
-                nxt = entry[5] = next_interval(interval, proceeding=entry[6], t2=entry[7])
-                nq = self._retx.get(nxt)
-                if nq is None:
-                    nq = self._retx[nxt] = deque()
-                nq.append((now + nxt, branch))
+                for branch in q.popleft()[1]:
+                    entry = pending.get(branch)
+                    if entry is None:
+                        continue  # answered
+                    self._sendto(entry[3], entry[4])
+                    self.sent += 1
+                    self.retransmits += 1
+                    nxt = entry[5] = next_interval(interval, proceeding=entry[6], t2=entry[7])
+                    if now + nxt < entry[8]:
+                        self._after_interval(nxt, now, branch)
+                    else:  # no Timer E before the probe's timeout: wait for that
+                        self._expire_at(entry[8], branch)
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            entry = pending.pop(heapq.heappop(expiry)[2], None)
+            if entry is not None:
+                entry[0](entry[1], None, "timeout", None)
         self._ticker = (self._loop.call_later(TICK, self._tick) if pending else None)
         if self.after is not None:
             self.after()

@@ -25,13 +25,13 @@ from ..net.addresses import parse_ip
 from ..pbx.pacing import RECOMMENDED_PER_TARGET_RATE
 from .config import Module, ProbeConfig, split_target
 from .fleet import UdpFleet
-from .probers import ConnPool, ProbeEnv, result_dict, run_probe
 
 Sink = Callable[[dict, dict], None]  # (result, labels)
 _STEP = math.log(1.02)  # histogram buckets 2 % apart: percentiles to 2 %
 _T2 = 4.0  # RFC 3261 T2
 _LOCATE_CACHE = 65536
 _now = time.monotonic
+_log = math.log
 
 
 class RateLimiter:
@@ -188,6 +188,8 @@ class FleetPath:
         except ValueError as exc:
             where = f"bad target: {exc}"
         if isinstance(where, str):
+            from .probers import result_dict
+
             return result_dict(target, name, False, time.monotonic() - t0, where)
         ip, port = where
         sec = module.section
@@ -242,7 +244,7 @@ class _Run:
         self.wake: asyncio.TimerHandle | None = None
         self.busy = False
         self.tasks: set[asyncio.Task] = set()
-        self.pool = ConnPool()  # TCP/TLS OPTIONS: one kept connection per target
+        self.pool = None  # TCP/TLS OPTIONS: one kept connection per target (probers.ConnPool)
 
     # -------------------------------------------------------------- completion
     def finished(self, item, resp, error, rtt) -> None:
@@ -263,7 +265,15 @@ class _Run:
             duration = round(rtt, 6)
             res = {"target": target, "module": name, "success": ok, "duration_s": duration,
                    "reason": reason, "status_code": status, "rtt_s": duration}
-            self.summary.add(ok, rtt, reason)
+            summary = self.summary
+            if ok:  # Summary.add's success case, inline: this runs for every answer
+                summary.ok += 1
+                summary.total += rtt
+                b = int(_log(rtt * 1e6 + 1) / _STEP)
+                buckets = summary.buckets
+                buckets[b] = buckets.get(b, 0) + 1
+            else:
+                summary.add(ok, rtt, reason)
         if self.sink is not None:
             self.sink(res, labels)
 
@@ -275,6 +285,10 @@ class _Run:
             if module.fast_udp:
                 res = await self.fast.probe(name, module, target)
             else:
+                from .probers import ConnPool, ProbeEnv, run_probe  # not for UDP fleets
+
+                if self.pool is None:
+                    self.pool = ConnPool()
                 env = ProbeEnv(name, self.config, pool=self.pool)
                 res = (await run_probe(name, module, target, timeout=budget,
                                        env=env)).as_dict()
@@ -399,7 +413,8 @@ class _Run:
                 self.wake.cancel()
             for task in list(self.tasks):
                 task.cancel()
-            await self.pool.close()
+            if self.pool is not None:
+                await self.pool.close()
         if self.error is not None:
             raise self.error
         return self.summary

@@ -56,7 +56,6 @@ def _scalar(text: str) -> str | None:
 # the shape generators write, read by one match: - {target: T, module: M, labels: {k: v}}
 _Q = r'"([^"\\\n]*)"|([^\s,{}\[\]"\'#&*!|>%@`:?-][^,{}\[\]#:\s]*)'
 _FAST = re.compile(rf"- \{{target: (?:{_Q}), module: (?:{_Q})(?:, labels: \{{([^{{}}]*)\}})?\}}")
-_LABEL = re.compile(rf"(?:{_Q}): (?:{_Q})(?:, |$)")
 
 
 def _plain(text: str) -> bool:
@@ -76,6 +75,8 @@ _RESOLVER_FIRST = frozenset(k for k in _RESOLVERS if k)
 
 
 _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*|\"[^\"\\\\\n]*\"")
+_PLAIN_LABELS = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*: [A-Za-z_][A-Za-z0-9_./-]*"
+                           r"(?:, [A-Za-z_][A-Za-z0-9_./-]*: [A-Za-z_][A-Za-z0-9_./-]*)*")
 
 
 def _fast_line(line: str) -> tuple[str, str, dict] | None:
@@ -89,7 +90,14 @@ def _fast_line(line: str) -> tuple[str, str, dict] | None:
             mp is not None and mp[0] in first and not _plain(mp)):
         return None
     labels = {}
-    if body:
+    if body and _PLAIN_LABELS.fullmatch(body):  # no quotes: ", " and ": " split exactly
+        for pair in body.split(", "):
+            k, _, v = pair.partition(": ")
+            if (k[0] in first and not _plain(k)) or (v[0] in first and not _plain(v)) \
+                    or k in labels:
+                return None
+            labels[k] = v
+    elif body:
         safe = _SAFE.fullmatch
         for pair in body.split(", "):
             k, sep, v = pair.partition(": ")

@@ -2,7 +2,8 @@
 
 Whatever bytes arrive: ``parse``, ``StreamParser``, ``peek_response``, ``Via.parse``,
 ``parse_challenges`` and the number rule raise SipParseError / DigestError or nothing, and
-``peek_response`` never says something ``parse`` does not (status, reason, top Via branch).
+``peek_response`` never says something ``parse`` does not (status, reason, top Via branch),
+and the fleet's ``OwnResponsePeek`` says what ``peek_response`` says.
 Any other exception or a failed assertion is a crash libFuzzer reports (and saves the input).
 
     .venv/bin/python tests/fuzz/atheris_sip.py -max_total_time=300 -rss_limit_mb=1024
@@ -22,7 +23,8 @@ with atheris.instrument_imports(include=["sipkit.sip"]):
     from sipkit.sip.digest import DigestError, parse_challenges, pick_strongest
     from sipkit.sip.errors import SipParseError
     from sipkit.sip.headers import leading_number, number
-    from sipkit.sip.message import Response, StreamParser, parse, peek_response
+    from sipkit.sip.message import (OwnResponsePeek, Response, StreamParser, parse,
+                                    peek_response)
     from sipkit.sip.via import Via
 
 SEEDS = [
@@ -36,7 +38,10 @@ SEEDS = [
     b"Content-Length: 4\r\n\r\nbody",
     b"REGISTER sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKa\r\n"
     b"Call-ID: r\r\nCSeq: 1 REGISTER\r\nl: 0\r\n\r\n",
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKf1;rport=5060;"
+    b"received=203.0.113.1\r\nCall-ID: f1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 ]
+OWN = OwnResponsePeek(b"Via: SIP/2.0/UDP 192.0.2.9:5060;branch=")  # the fleet's reader
 
 
 def one(data: bytes) -> None:
@@ -48,6 +53,8 @@ def one(data: bytes) -> None:
     if peeked is not None and isinstance(msg, Response):
         top = msg.top_via
         assert top is not None and peeked == (msg.status, msg.reason, top.branch), data
+    own = OWN(data)
+    assert own == (peeked and (peeked[0], peeked[1], peeked[2].encode())), data
     stream = StreamParser()
     try:
         stream.feed(data)

@@ -120,3 +120,49 @@ def test_peek_response_agrees_with_parse(status, vias, other, eol):
     # branch other than the top Via's.
     assert isinstance(msg, Response) and top is not None, data
     assert peeked == (msg.status, msg.reason, top.branch), data
+
+
+# -- OwnResponsePeek: the fleet's reader of answers to its own requests ------------------
+
+OWN_VIA = b"Via: SIP/2.0/UDP 192.0.2.1:40000;branch="
+OWN_BRANCH = st.sampled_from([b"z9hG4bKab12", b"z9hG4bK", b"", b"z9hG4bK-x", b"Z9HG4BK1"])
+OWN_TAIL = st.sampled_from([b"", b";rport=40000", b";rport=40000;received=198.51.100.7",
+                            b";rport", b";branch=z9other", b";BRANCH=z9other", b";branch",
+                            b";branchy=1", b";received=[2001:db8::1]", b';x="a,b"',
+                            b", SIP/2.0/UDP 10.0.0.1;branch=z9next", b" ;rport", b";rport= 1",
+                            b";\xff=1", b"\r\n ;folded=1", b"\r", b";rport=40000\r"])
+OWN_HEAD = st.sampled_from([OWN_VIA, OWN_VIA.lower(), b"Via: SIP/2.0/UDP 192.0.2.1:40001;branch=",
+                            b"v: SIP/2.0/UDP 192.0.2.1:40000;branch=", b"Via:SIP/2.0/UDP x;branch=",
+                            b"X-" + OWN_VIA])
+OWN_END = st.sampled_from([b"Call-ID: c\r\n\r\n", b"\r\n", b"Call-ID: c\r\n\n",
+                           b"Call-ID: c\r\n", b"Content-Length: 2\r\n\r\nab", b" folded\r\n\r\n"])
+
+
+@settings(max_examples=4000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(STATUS, st.sampled_from([b"\r\n", b"\n", b"\r"]), OWN_HEAD, OWN_BRANCH, OWN_TAIL,
+       st.sampled_from([b"\r\n", b"\n"]), OWN_END,
+       st.sampled_from([b"", b"Via: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKlower\r\n"]))
+def test_own_response_peek_agrees_with_peek_response(status, eol, head, branch, tail, line_end,
+                                                     end, lower_via):
+    """Whatever the fast reader of the fleet says, the general one says too (as bytes); it
+    is allowed to hand over, never to read differently."""
+    from sipkit.sip.message import OwnResponsePeek
+
+    data = status + eol + head + branch + tail + line_end + lower_via + end
+    general = peek_response(data)
+    expected = general and (general[0], general[1], general[2].encode())
+    assert OwnResponsePeek(OWN_VIA)(data) == expected, data
+
+
+def test_own_response_peek_reads_the_plain_answer_itself(monkeypatch):
+    """The case the fleet sees thousands of times a second does not fall back."""
+    from sipkit.sip import message
+    from sipkit.sip.message import OwnResponsePeek
+
+    monkeypatch.setattr(message, "peek_response", lambda data: pytest.fail("fell back"))
+    peek = OwnResponsePeek(OWN_VIA)
+    for tail in (b"", b";rport=40000;received=198.51.100.7"):
+        data = (b"SIP/2.0 200 OK\r\n" + OWN_VIA + b"z9hG4bKab12" + tail + b"\r\nFrom: <sip:a@b>"
+                b";tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        assert peek(data) == (200, "OK", b"z9hG4bKab12")
+    assert peek(b"SIP/2.0 486\r\n" + OWN_VIA + b"z9hG4bKab13\r\n\r\n") == (486, "", b"z9hG4bKab13")
