@@ -158,8 +158,8 @@ class UdpFleet:
             m = _BRANCH.search(data)
             entry = self.pending.pop(m.group(1), None) if m and code else None
             if entry is not None:
-                entry[0](entry[1], None, ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code)),
-                         None)
+                word = ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code))
+                entry[0](entry[1], None, word, None)
 
     def _answer(self, data: bytes) -> None:
         head = self._peek(data)
