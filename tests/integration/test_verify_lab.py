@@ -340,3 +340,4 @@ def test_register_tells_the_connectors_binding_from_another_device(lab, run_sipk
     (other,) = reg["details"]["other_bindings"]
     assert f"@{lab.ip(64)}:" in other
     assert len(reg["details"]["connector_bindings"]) == 1
+    assert_no_secrets(lab, proc.stdout, proc.stderr, human.stdout, human.stderr)
