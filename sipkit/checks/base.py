@@ -57,6 +57,9 @@ class Facts:
     # every check's SIP, through the tap (sipio.tap_for): the run-level view the PBX
     # fingerprint and the ban detector read after the run (sipkit.pbx.apply)
     requests: RequestLog = field(default_factory=RequestLog)
+    # the connector server's address (checks.cloud.lookup, a future of its ServerLookup):
+    # looked up once, by the first of register/allowed_ip/call_inbound that needs it
+    connector_server: Any = None
     # cloud_registration (after creation), for the two calls through the PBX:
     connector: Any = None  # the connector as the Mihu API has it (sipkit.mihu.models)
     via_pbx_call: Any = None  # its call to the connector's extension (a media CallResult)

@@ -11,7 +11,10 @@ Afterwards only the Contact sipkit added is removed (Expires 0 on that URI; neve
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
 from ..net.addresses import canonical_ip, hostport, parse_ip, uri_host
 from ..report import CheckResult
@@ -19,9 +22,10 @@ from ..sip.digest import DigestError, authorization, parse_challenges, pick_stro
 from ..sip.errors import SipError
 from ..sip.headers import leading_number
 from ..sip.message import Request, Response
-from ..sip.uri import parse_name_addr
+from ..sip.uri import SipUri, parse_name_addr
 from ..sip.via import Via
 from .base import CheckContext, Target
+from .cloud import ServerLookup, lookup
 from .sipio import Dialogless, open_target, server_of
 
 ID = "register"
@@ -75,9 +79,23 @@ class _Flow:
         return ex
 
 
-def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str | None]:
-    """(granted expires of our contact, the other contacts, our contact as the registrar has it)."""
-    ours_expires, others, ours = None, [], None
+@dataclass(frozen=True)
+class Bindings:
+    """The Contacts of a 2xx to REGISTER (RFC 3261 §10.3 step 8: all the AOR's bindings), by
+    whose they are."""
+
+    ours: str | None = None  # sipkit's test binding, as the registrar has it
+    ours_expires: int | None = None  # granted to it
+    connector: list[str] = field(default_factory=list)  # the cloud's own (connector server)
+    others: list[str] = field(default_factory=list)  # any other device's
+
+
+def bindings(resp: Response, token: str, connector: Collection[str] = ()) -> Bindings:
+    """Sort the registrar's Contacts: ours (the ``sipkit`` token), the connector server's
+    (``connector``: its names and addresses, ``ServerLookup.names``), everyone else's."""
+    ours = ours_expires = None
+    cloud: list[str] = []
+    others: list[str] = []
     default = resp.headers.get_int("Expires")
     for value in resp.headers.get_all("Contact"):
         try:
@@ -89,9 +107,24 @@ def _our_binding(resp: Response, token: str) -> tuple[int | None, list[str], str
             ours = str(na.uri)
             # The ASCII-digit rule: ";expires=²" is no number (RFC 3261 §10.2.4 delta-seconds).
             ours_expires = na.expires if na.expires is not None else default
+        elif _hosts_of(na) & set(connector):
+            cloud.append(str(na.uri))
         else:
             others.append(str(na.uri))
-    return ours_expires, others, ours
+    return Bindings(ours, ours_expires, cloud, others)
+
+
+def _hosts_of(na) -> set[str]:
+    """The Contact's host and, where the registrar adds it (Kamailio/OpenSIPS ``received``
+    after NAT fix-ups), the address the REGISTER came from."""
+    hosts = {canonical_ip(na.uri.host).lower()}
+    received = (na.params.get("received") or "").strip('"')
+    if received:
+        try:
+            hosts.add(canonical_ip(SipUri.parse(received).host).lower())
+        except SipError:
+            pass
+    return hosts
 
 
 def _path_facts(sent: Request, resp: Response, local: tuple, contact_uri: str,
@@ -132,8 +165,6 @@ def _path_facts(sent: Request, resp: Response, local: tuple, contact_uri: str,
 
 
 def _hostport(uri: str) -> str:
-    from ..sip.uri import SipUri
-
     try:
         u = SipUri.parse(uri)
     except SipError:
@@ -236,8 +267,12 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
         ctx.facts.registered = True
         removed = None
         try:
-            expires, others, ours = _our_binding(resp, flow.token)
-            path = _path_facts(req, resp, conn.local, flow.contact_uri, ours)
+            found = bindings(resp, flow.token)
+            expires = found.ours_expires
+            # Another binding may be the cloud's own: where the connector server is, is
+            # looked up (once a run, shared with allowed_ip) while ours is removed.
+            server = lookup(ctx) if found.others and ctx.kind == "pbx_extension" else None
+            path = _path_facts(req, resp, conn.local, flow.contact_uri, found.ours)
             try:
                 removed = await _unregister(flow, expires)
             except (OSError, TimeoutError, SipError):  # retried below, on a new connection
@@ -246,14 +281,19 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
             if not removed:
                 removed = await _unregister_anyway(ctx, flow, target, tried=removed is False)
         ctx.facts.seen_as = path.get("seen_as")
+        found, whose = await _with_connector(ctx, resp, flow.token, found, server)
+        others = found.others
         summary = (f"registered {ep.digest_username}@{uri_host(ep.sip_domain)} "
                    f"(realm {details['challenge']['realm']}, "
                    f"{details['challenge']['chosen_algorithm']}); granted "
                    f"{expires if expires is not None else '?'} s")
-        more = {"granted_expires": expires, "other_bindings": others, "unregistered": removed,
-                **path}
+        more = {"granted_expires": expires, "other_bindings": others,
+                "connector_bindings": found.connector, **whose, "unregistered": removed, **path}
         if path.get("nat"):
             summary += f"; NAT: the PBX sees {path['seen_as']}"
+        if found.connector:  # the cloud registers the extension once the connector exists
+            summary += (f"; also bound: the connector's own registration (cloud, "
+                        f"{whose['connector_server']})")
         warns = []
         if path.get("alg_signs"):
             warns.append(("SIP ALG suspected: " + "; ".join(path["alg_signs"]),
@@ -274,6 +314,24 @@ async def attempt(ctx: CheckContext, target: Target) -> CheckResult:
             return done("warn", summary + "; " + "; ".join(w[0] for w in warns),
                         "; ".join(w[1] for w in warns), **more)
         return done("pass", summary, **more)
+
+
+async def _with_connector(ctx: CheckContext, resp: Response, token: str, found: Bindings,
+                          server: asyncio.Future | None) -> tuple[Bindings, dict]:
+    """``found`` with the connector server's bindings told apart (they are no other device),
+    and what the details say about the connector server. Waits at most --timeout for the
+    lookup: without it every other binding stays another device's, as before."""
+    if server is None:
+        return found, {}
+    try:
+        got = await asyncio.wait_for(asyncio.shield(server), ctx.options.timeout)
+    except TimeoutError:
+        got = ServerLookup(None, "api", "the connector server lookup did not finish in time")
+    except ValueError as exc:  # an address the API gave that is no host[:port]
+        got = ServerLookup(None, "api", f"the connector server's address is unusable: {exc}")
+    if got.target is None:
+        return found, {"connector_server_unknown": got.reason}
+    return bindings(resp, token, got.names), {"connector_server": got.target.host}
 
 
 def _stale_challenge(resp: Response):

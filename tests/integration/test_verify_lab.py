@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from sipkit.lab.agents import CloudAgents
 from sipkit.mihu.client import MihuClient
 from sipkit.settings import load_site
 from tests.conftest import report_of
@@ -288,3 +289,55 @@ def test_verify_over_tls(lab, run_sipkit):
             assert call["tx"]["packets"] > 50 and call["rx"]["packets"] > 50, call
     finally:
         fresh_connector(lab)
+
+
+def _registered_phone(lab, host: int, seconds: float = 30) -> CloudAgents:
+    """Another device on extension 100: a real UA (the lab's pjsua2 agent) on .``host``,
+    registered with the extension's own credentials."""
+    phone = CloudAgents(lab.ip(host))
+    phone.start("phone", {"registrar_server": lab.pbx_ip, "username_extension": "100",
+                          "pbx_password": lab.passwords()["100"]})
+    deadline = time.monotonic() + seconds
+    while (phone.view("phone") or {}).get("state") != "registered":
+        if time.monotonic() > deadline:
+            phone.stop("phone")
+            raise AssertionError(f"the phone did not register: {phone.view('phone')}")
+        time.sleep(0.2)
+    return phone
+
+
+def test_register_tells_the_connectors_binding_from_another_device(lab, run_sipkit):
+    """Once the connector exists the cloud registers extension 100 too: `sipkit check` must
+    not call that another device (connector_server: auto, asked of the API), while a real
+    other device on the extension still warns."""
+    uid = fresh_connector(lab)
+    assert wait_registration(lab, uid)["state"] == "registered"
+    env = lab_env(lab)
+    only = ("check", "-c", str(lab.site_file), "--only", "register")
+    proc = run_sipkit(*only, "--json", env=env)
+    reg = checks(report_of(proc))["register"]
+    assert proc.returncode == 0 and reg["status"] == "pass", reg
+    assert reg["details"]["other_bindings"] == []
+    (cloud,) = reg["details"]["connector_bindings"]
+    assert f"@{lab.connector_ip}:" in cloud and reg["details"]["connector_server"] == \
+        lab.connector_ip
+    assert "the connector's own registration (cloud" in reg["summary"], reg["summary"]
+    human = run_sipkit(*only, env=env | {"COLUMNS": "400"})
+    assert human.returncode == 0, human.stdout
+    assert "the connector's own registration (cloud" in human.stdout, human.stdout
+    assert "other registered device" not in human.stdout
+
+    phone = _registered_phone(lab, 64)
+    try:  # the site file's own connector_server this time: no API needed to know it
+        proc = run_sipkit(*only, "--json", "--set", f"check.connector_server={lab.connector_ip}",
+                          env=env)
+    finally:
+        phone.stop("phone")  # it un-registers
+    reg = checks(report_of(proc))["register"]
+    assert reg["status"] == "warn", reg
+    assert "extension 100 has 1 other registered device" in reg["summary"], reg["summary"]
+    assert "give the connector an extension of its own" in reg["hint"]
+    (other,) = reg["details"]["other_bindings"]
+    assert f"@{lab.ip(64)}:" in other
+    assert len(reg["details"]["connector_bindings"]) == 1
+    assert_no_secrets(lab, proc.stdout, proc.stderr, human.stdout, human.stderr)
