@@ -128,7 +128,7 @@ class UdpFleet:
     # ------------------------------------------------------------------ receive
     def _drain(self) -> None:
         recv = self.sock.recv
-        answer = self._answer
+        peek, pending, clock = self._peek, self.pending, time.monotonic
         for i in range(2048):  # bounded, so one busy socket cannot starve the loop
             try:
                 data = recv(65535)
@@ -140,7 +140,13 @@ class UdpFleet:
                 if self.recverr:
                     self._errors()
                 continue
-            answer(data)
+            head = peek(data)
+            if head is not None and head[0] >= 200:  # a final answer: _answer's end, inline
+                entry = pending.pop(head[2], None)
+                if entry is not None:
+                    entry[0](entry[1], (head[0], head[1]), None, clock() - entry[2])
+            else:
+                self._answer(data, head)
         if self.after is not None:
             self.after()
 
@@ -161,8 +167,8 @@ class UdpFleet:
                 word = ICMP_WORDS.get(code) or errno.errorcode.get(code, str(code))
                 entry[0](entry[1], None, word, None)
 
-    def _answer(self, data: bytes) -> None:
-        head = self._peek(data)
+    def _answer(self, data: bytes, head: tuple | None) -> None:
+        """A provisional answer, or what the fast reader left to the full parser."""
         if head is None:  # unusual: let the full parser decide
             try:
                 msg = parse(data)

@@ -55,7 +55,8 @@ def _scalar(text: str) -> str | None:
 
 # the shape generators write, read by one match: - {target: T, module: M, labels: {k: v}}
 _Q = r'"([^"\\\n]*)"|([^\s,{}\[\]"\'#&*!|>%@`:?-][^,{}\[\]#:\s]*)'
-_FAST = re.compile(rf"- \{{target: (?:{_Q}), module: (?:{_Q})(?:, labels: \{{([^{{}}]*)\}})?\}}")
+_FAST = re.compile(rf"- \{{target: (?:{_Q}), module: (?:{_Q})(?:, labels: \{{([^{{}}]*)\}})?\}}"
+                   r"\s*")  # and the line's end (rstrip's whitespace)
 
 
 def _plain(text: str) -> bool:
@@ -79,9 +80,10 @@ _PLAIN_LABELS = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*: [A-Za-z_][A-Za-z0-9_./-]
                            r"(?:, [A-Za-z_][A-Za-z0-9_./-]*: [A-Za-z_][A-Za-z0-9_./-]*)*")
 
 
-def _fast_line(line: str) -> tuple[str, str, dict] | None:
-    """(target, module, labels) of the one-line shape, or None (then YAML decides)."""
-    m = _FAST.fullmatch(line)
+def _fast_line(line: str, at: int = 0) -> tuple[str, str, dict] | None:
+    """(target, module, labels) of the one-line shape from ``at``, or None (then YAML
+    decides)."""
+    m = _FAST.fullmatch(line, at)
     if m is None:
         return None
     tq, tp, mq, mp, body = m.groups()
@@ -242,7 +244,7 @@ class TargetReader:
                     seen += 1
                     if seen % shard_n != shard_k:
                         continue  # another worker's line: not even parsed here
-                entry = _fast_line(line[fast_at:].rstrip())
+                entry = _fast_line(line, fast_at)
                 if entry is not None:
                     if chunk:
                         yield self._entry(chunk, chunk_line)
