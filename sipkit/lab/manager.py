@@ -89,12 +89,31 @@ class Component:
 
     def alive(self) -> bool:
         try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+            stat = "" if cmdline else Path(f"/proc/{self.pid}/stat").read_text(errors="replace")
         except OSError:
             return False
-        # Same program and same config path: the PID was not recycled by something else.
-        return bool(cmdline) and cmdline[0].decode(errors="replace") == self.argv[0] \
-            and os.fsencode(self.argv[-1]) in cmdline
+        return is_ours(self.pid, cmdline, stat, self.argv, os.getpid())
+
+
+def is_ours(pid: int, cmdline: bytes, stat: str, argv: list[str], parent: int) -> bool:
+    """Whether the process ``pid`` (its /proc cmdline and stat) is the one started with
+    ``argv``, or is starting as it: a PID recycled by another program is never ours.
+
+    The same program and config path (argv[0] and argv[-1]) in its command line: ours. An
+    empty command line is a zombie, a kernel thread, or a process inside execve(2) between
+    taking its new memory and writing its arguments there; Popen returns in that window (the
+    exec closes its CLOEXEC error pipe first). So it counts as ours starting only when it is
+    live (state not Z or X), our child (``parent``) and its own session's leader
+    (start_new_session), as what we just spawned is."""
+    if cmdline:
+        args = cmdline.split(b"\0")
+        return args[0].decode(errors="replace") == argv[0] and os.fsencode(argv[-1]) in args
+    fields = stat.rpartition(")")[2].split()  # after "pid (comm)": comm may hold ") "
+    if len(fields) < 4 or not (fields[1].isdigit() and fields[3].isdigit()):
+        return False
+    state, ppid, session = fields[0], int(fields[1]), int(fields[3])
+    return state not in ("Z", "X", "x") and ppid == parent and session == pid
 
 
 @dataclass

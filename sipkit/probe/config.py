@@ -13,7 +13,8 @@ Durations are written the Prometheus way (``500ms``, ``5s``, ``1m30s``, ``2h``) 
 seconds. Files of the first format (every field flat on the module) still load: their fields
 move into the prober's section; a field that belongs to another prober is named in the error.
 
-targets.yaml is read as a stream (see ``targets``), never whole.
+probes.yaml is read whole, bounded (``LIMITS``: size, aliases, depth, keys given twice);
+targets.yaml is read as a stream (see ``targets``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -37,6 +37,7 @@ from pydantic import (
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import split_hostport
+from ..sitefile import Limits, load_yaml, read_bounded
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _RANK = ["y", "w", "d", "h", "m", "s", "ms"]
@@ -242,21 +243,15 @@ class Target(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-def _read(path: Path):
-    try:
-        # libyaml when present: many times the pure-Python speed
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(Path(path).read_text(), Loader=loader)
-    except OSError as exc:
-        raise SettingsError(str(path), [FieldProblem("(file)", f"cannot read ({exc.strerror})",
-                                                     "give an existing file")]) from None
-    except UnicodeDecodeError:
-        raise SettingsError(str(path), [FieldProblem("(file)", "not UTF-8 text",
-                                                     "save the file as UTF-8")]) from None
-    except yaml.YAMLError as exc:
-        from ..settings import syntax_problem  # lazily: the settings models load slowly
+# a fleet's modules, a few hundred bytes each; aliases may share sections, never multiply them
+LIMITS = Limits("probes file", max_bytes=4 * 1024 * 1024, max_line=None, nodes_per_byte=4,
+                fix="write the modules out (YAML anchors may share a section, not nest "
+                "references to references); modules nest a few levels (modules.NAME.SECTION)")
 
-        raise SettingsError(str(path), [syntax_problem(exc)]) from None
+
+def _read(path: Path):
+    """The YAML document, typed (ints, bools, durations as written), bounded by LIMITS."""
+    return load_yaml(read_bounded(path, str(path), LIMITS), str(path), LIMITS)
 
 
 def validation_problems(err: ValidationError, prefix: str = "") -> list[FieldProblem]:

@@ -11,6 +11,11 @@ reader of that shape, whose every plain scalar is resolved by YAML's own rules (
 ``1e3``, ``~`` would not be strings, so such a line goes to libyaml, which decides). A file of
 another shape (a flow list, anchors across entries, several documents) is loaded whole, up to
 ``WHOLE_LIMIT`` bytes.
+
+What YAML loads (an entry, the composer's entries, a whole file) is bounded like a site file
+(``sitefile``): a key given twice, aliases expanding past ``ENTRIES`` (a budget growing with the
+bytes read, so a million entries pass and a billion laughs does not), nesting. The one-line
+fast path needs none of it (its shape has no aliases, no nesting, and refuses a label twice).
 """
 
 from __future__ import annotations
@@ -24,16 +29,24 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import FieldProblem, SettingsError
+from ..sitefile import (
+    Limits,
+    SafeBoundedLoader,
+    bound_nodes,
+    load_yaml,
+    read_bounded,
+    refusals,
+    refuse_encoding,
+)
 from .config import ProbeConfig, Target, validation_problems
 
 
-def syntax_problem(exc):
-    from ..settings import syntax_problem as problem  # lazily: only on a syntax error
-
-    return problem(exc)
-
 WHOLE_LIMIT = 64 * 1024 * 1024
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# an entry is a few values (target, module, labels); anchors shared between entries are
+# expanded in each, so the budget grows with the file: 4 values a byte is beyond any real file
+ENTRIES = Limits("targets file", option="--targets", max_bytes=WHOLE_LIMIT, max_line=None,
+                 nodes_per_byte=4, fix="write the entries out (an anchor may be shared between "
+                 "entries, not refer to others); an entry nests two levels (labels)")
 _RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
 _ITEM = re.compile(r"^( *)- ")
 # a flow scalar on one line: double-quoted without escapes, single-quoted without '' or plain
@@ -225,8 +238,8 @@ class TargetReader:
                     elif k == 0:  # any other entry: worker 0's
                         yield entry
             except UnicodeDecodeError:
-                raise SettingsError(str(self.path), [FieldProblem(
-                    "(file)", "not UTF-8 text", "save the file as UTF-8")]) from None
+                with open(self.path, "rb") as head:
+                    raise refuse_encoding(head.read(4096), str(self.path)) from None
 
     def _stream(self, f) -> Iterator[tuple[str, str, dict]]:
         lineno, indent = 0, None
@@ -307,8 +320,9 @@ class TargetReader:
     def _composed(self) -> Iterator[tuple[str, str, dict]]:
         """Entries one at a time from YAML's own composer (pure Python, so slower, but any
         block style and anchors/aliases between entries; aliases are shared, not copied)."""
-        with open(self.path, encoding="utf-8") as f:
-            loader = yaml.SafeLoader(f)
+        source = str(self.path)
+        with open(self.path, encoding="utf-8") as f, refusals(source, ENTRIES):
+            loader, used = SafeBoundedLoader(f), 0
             try:
                 for kind in (yaml.StreamStartEvent, yaml.DocumentStartEvent,
                              yaml.MappingStartEvent):
@@ -323,6 +337,7 @@ class TargetReader:
                 loader.get_event()
                 while not loader.check_event(yaml.SequenceEndEvent):
                     node = loader.compose_node(None, None)
+                    used = bound_nodes(node, ENTRIES, node.end_mark.index, used)
                     entry = loader.construct_object(node, deep=True)
                     loader.constructed_objects, loader.recursive_objects = {}, {}
                     yield self._check(entry, node.start_mark.line + 1)
@@ -332,17 +347,12 @@ class TargetReader:
                     raise SettingsError(f"{self.path} line {ev.start_mark.line + 1}", [
                         FieldProblem("(file)", "a second top-level key",
                                      "a targets file has one key, 'targets:'")])
-            except yaml.YAMLError as exc:
-                raise SettingsError(str(self.path), [syntax_problem(exc)]) from None
             finally:
                 loader.dispose()
 
     def _entry(self, chunk: list[str], lineno: int) -> tuple[str, str, dict]:
-        try:
-            doc = yaml.load("".join(chunk), Loader=_LOADER)
-        except yaml.YAMLError as exc:
-            problem = syntax_problem(exc)
-            raise SettingsError(f"{self.path} line {lineno}", [problem]) from None
+        doc = load_yaml("".join(chunk), f"{self.path} line {lineno}", ENTRIES,
+                        first_line=lineno)
         if not (isinstance(doc, list) and len(doc) == 1):
             raise self._problem(lineno, "", "not one list entry", "begin each entry with '- '")
         return self._check(doc[0], lineno)
@@ -354,10 +364,8 @@ class TargetReader:
             raise SettingsError(str(self.path), [FieldProblem(
                 "(file)", f"{size} bytes in a shape that cannot be streamed (line {lineno})",
                 "write 'targets:' and then one '- ' entry per target (block list)")])
-        try:
-            data = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_LOADER)
-        except yaml.YAMLError as exc:
-            raise SettingsError(str(self.path), [syntax_problem(exc)]) from None
+        source = str(self.path)
+        data = load_yaml(read_bounded(self.path, source, ENTRIES), source, ENTRIES)
         if not isinstance(data, dict) or set(data) != {"targets"} \
                 or not isinstance(data["targets"], list):
             raise SettingsError(str(self.path), [FieldProblem(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -16,6 +15,8 @@ from pydantic import (
 
 from ..errors import FieldProblem, SettingsError
 from ..net.addresses import parse_ip, split_hostport
+from ..sitefile import Limits as FileLimits
+from ..sitefile import load_yaml, read_bounded
 
 
 class Limits(BaseModel):
@@ -65,17 +66,14 @@ _FIXES = {"tls_cert": "give the PEM certificate of the API (e.g. from Let's Encr
           "public_ip": "give the reflector's public IP address"}
 
 
+# bounded like a site file (sitefile): size, aliases, depth, a key given twice
+FILE_LIMITS = FileLimits("reflector settings file", fix="write the values out: reflector.yaml "
+                         "has a dozen fields, nested at most two levels (limits.*)")
+
+
 def load_config(path: str | Path) -> ReflectorConfig:
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SettingsError(source, [FieldProblem("--config", f"cannot read it ({exc.strerror})",
-                                                  "give the reflector.yaml path")]) from None
-    except yaml.YAMLError as exc:
-        from ..settings import syntax_problem
-
-        raise SettingsError(source, [syntax_problem(exc)]) from None
+    data = load_yaml(read_bounded(path, source, FILE_LIMITS), source, FILE_LIMITS) or {}
     if not isinstance(data, dict):
         raise SettingsError(source, [FieldProblem("(file)", "must be a mapping",
                                                   "see README 'The outside view'")])

@@ -16,9 +16,12 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..errors import FieldProblem, SettingsError
+from ..sitefile import Limits, load_yaml, read_bounded
+
+# bounded like a site file (sitefile); a team's entry is ~150 bytes, aliases may share lists
+LIMITS = Limits("token file", option="tokens", max_bytes=1024 * 1024, nodes_per_byte=4,
+                fix="write the entries out: one '- name: ... sha256: ...' per token")
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,8 @@ class TokenBook:
     @classmethod
     def load(cls, path: Path) -> TokenBook:
         source = str(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(source, [FieldProblem("(file)", f"cannot read it ({exc})",
-                                                      "see README 'The outside view'")]) from None
+        # YAML's own errors name only a line and column, never the text (a token may be there)
+        raw = load_yaml(read_bounded(path, source, LIMITS), source, LIMITS) or []
         if not isinstance(raw, list):
             raise SettingsError(source, [FieldProblem("(file)", "must be a list of entries",
                                                       "write - name: ... sha256: ...")])

@@ -271,17 +271,21 @@ def calls(tmp_path_factory):
     try:
         pids.append(start_uas(silent_dir, SILENT, echo=False))
 
-        async def one(params, timeout):
+        ended = {}  # wall clock when each run_call returned, to compare with the SIP's ts
+
+        async def one(name, params, timeout):
             t0 = time.monotonic()
             result = await run_call(params, timeout)
+            ended[name] = time.time()
             return result, time.monotonic() - t0
 
         async def all_calls():
-            results = await asyncio.gather(*(one(p, t) for p, t in CALLS.values()))
+            results = await asyncio.gather(*(one(n, p, t) for n, (p, t) in CALLS.items()))
             return dict(zip(CALLS, results))
 
         t0 = time.monotonic()
         results = asyncio.run(all_calls())
+        results["_ended"] = ended
         results["_wall"] = time.monotonic() - t0
         results["_leftover_workers"] = _workers()
         yield results
@@ -322,10 +326,23 @@ def test_packet_loss_is_measured_and_judged(calls):
     assert "loss_high" in r.verdicts and "mos_low" in r.verdicts and r.mos < 3.6
 
 
+def _answered_at(r) -> float:
+    """Wall clock of the 2xx to our INVITE, from the call's SIP log."""
+    return next(m.ts for m in r.sip if m.direction == "in" and m.data.startswith("SIP/2.0 2")
+                and re.search(r"^CSeq:\s*\d+\s+INVITE", m.data, re.M | re.I))
+
+
 def test_far_end_hangup_keeps_the_stats(calls):
-    r, took = calls["far_end_bye"]
+    r, _ = calls["far_end_bye"]
+    configured = CALLS["far_end_bye"][0].seconds
     assert r.status == "answered" and r.code == 200 and r.ended_by == "remote"
-    assert r.media_seconds < 2 and took < 3  # did not wait the 3 s it was given
+    # The far end hangs up 0.8 s after its answer: the call ends then instead of running the
+    # configured 3 s. A full-length call returns at least `configured` after the answer, so
+    # run_call returning sooner (media, BYE, teardown, result included) proves it; timed from
+    # the answer, a loaded machine's start-up (interpreter and pjsua2) does not count.
+    after_answer = calls["_ended"]["far_end_bye"] - _answered_at(r)
+    assert r.media_seconds < configured / 2 and after_answer < configured, \
+        (r.media_seconds, after_answer)
     assert r.tx.packets > 20 and r.rx.packets > 20 and r.verdicts == []
 
 
