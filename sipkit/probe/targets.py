@@ -67,7 +67,8 @@ def _scalar(text: str) -> str | None:
 
 
 # the shape generators write, read by one match: - {target: T, module: M, labels: {k: v}}
-_Q = r'"([^"\\\n]*)"|([^\s,{}\[\]"\'#&*!|>%@`:?-][^,{}\[\]#:\s]*)'
+# (a ":" inside a plain scalar is part of it when a scalar character follows: 10.0.0.1:5060)
+_Q = r'"([^"\\\n]*)"|([^\s,{}\[\]"\'#&*!|>%@`:?-](?:[^,{}\[\]#:\s]|:(?=[^,{}\[\]#:\s]))*)'
 _FAST = re.compile(rf"- \{{target: (?:{_Q}), module: (?:{_Q})(?:, labels: \{{([^{{}}]*)\}})?\}}"
                    r"\s*")  # and the line's end (rstrip's whitespace)
 
@@ -78,13 +79,17 @@ def _plain(text: str) -> bool:
         return True  # no implicit type starts with this character
     hit = _PLAIN_SEEN.get(text)
     if hit is None:
-        hit = not any(regexp.match(text) for _tag, regexp in _RESOLVERS.get(text[0], ()))
+        # an IPv4 address (and port): YAML 1.1's floats have one dot, its sexagesimal
+        # numbers their colons before it, timestamps a "-": a string, without the resolvers
+        hit = _DOTTED.fullmatch(text) is not None or not any(
+            regexp.match(text) for _tag, regexp in _RESOLVERS.get(text[0], ()))
         if len(_PLAIN_SEEN) < 4096:
             _PLAIN_SEEN[text] = hit
     return hit
 
 
 _PLAIN_SEEN: dict[str, bool] = {}
+_DOTTED = re.compile(r"[0-9]+\.[0-9]+\.[0-9.]*[0-9](?::[0-9]+)?")
 _RESOLVER_FIRST = frozenset(k for k in _RESOLVERS if k)
 
 

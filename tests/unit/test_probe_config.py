@@ -84,10 +84,12 @@ def test_uri_targets_give_their_hostport():
 
 CONFIG = ProbeConfig.model_validate({"modules": {"m": {"prober": "options"},
                                                  "n": {"prober": "dns"}}})
-plain = st.text(alphabet="abcdefghijklmnopqrstuvwxyzYNTFO0123456789.-_~:", min_size=1,
+plain = st.text(alphabet="abcdefghijklmnopqrstuvwxyzYNTFO0123456789.-_~:@", min_size=1,
                 max_size=12)
 scalar = st.one_of(plain, plain.map(lambda s: f'"{s}"'), st.sampled_from(
-    ["yes", "no", "on", "null", "~", "1e3", "0x1f", "12:30", "2001-01-01", "true", "'x'"]))
+    ["yes", "no", "on", "null", "~", "1e3", "0x1f", "12:30", "2001-01-01", "true", "'x'",
+     "10.0.0.1:5060", "sip:100@pbx:5060", "1:2:3", "a:", "a::b", "190:20:30.15", "10.0.0.1",
+     "1.2", "1.2:30", "1.2.", "1..2", "1.2.3:", "1:2.3.4", "1.2.3e4", "1_0.2.3"]))
 
 
 @settings(max_examples=400, deadline=None)
@@ -107,6 +109,14 @@ def test_fast_line_reads_what_yaml_reads(target, module, labels):
         pytest.fail(f"fast reader accepted what YAML refuses: {line}")
     expected.setdefault("labels", {})
     assert dict(zip(("target", "module", "labels"), fast)) == expected, line
+
+
+def test_unquoted_host_port_targets_stream_on_the_fast_path():
+    """``target: 10.0.0.1:5060`` (no quotes) is how people write it: it must not send a big
+    file to YAML's pure-Python composer (about 100 times slower)."""
+    line = "- {target: 10.0.0.1:5060, module: m, labels: {site: ist-1}}"
+    assert _fast_line(line) == ("10.0.0.1:5060", "m", {"site": "ist-1"})
+    assert _fast_line("- {target: 12:30, module: m}") is None  # YAML 1.1: the number 750
 
 
 def _write(tmp_path, text: str):
