@@ -138,7 +138,7 @@ OWN_END = st.sampled_from([b"Call-ID: c\r\n\r\n", b"\r\n", b"Call-ID: c\r\n\n",
                            b"Call-ID: c\r\n", b"Content-Length: 2\r\n\r\nab", b" folded\r\n\r\n"])
 
 
-@settings(max_examples=4000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(STATUS, st.sampled_from([b"\r\n", b"\n", b"\r"]), OWN_HEAD, OWN_BRANCH, OWN_TAIL,
        st.sampled_from([b"\r\n", b"\n"]), OWN_END,
        st.sampled_from([b"", b"Via: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKlower\r\n"]))
