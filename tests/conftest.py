@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,19 @@ def _prefix() -> str:
         return env
     pid = os.getpid()
     return f"127.{10 + pid % 80}.{(pid // 80) % 250}"
+
+
+@pytest.fixture
+def peak_memory():
+    """``measure(fn, *args)``: fn's result and the most memory it had allocated at once
+    (tracemalloc), for tests that a hostile input is refused without being built."""
+    def measure(fn, *args):
+        tracemalloc.start()
+        try:
+            return fn(*args), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return measure
 
 
 @pytest.fixture(scope="session")

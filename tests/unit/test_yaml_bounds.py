@@ -5,7 +5,6 @@ twice, deep nesting, UTF-16 and an over-size file are each a clear SettingsError
 from __future__ import annotations
 
 import codecs
-import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,14 +66,9 @@ def test_probes_yaml_keeps_yaml_typing(tmp_path):
     assert cfg.max_parallel_calls == 3 and cfg.modules["m"].timeout == 2.0
 
 
-def test_probes_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path):
+def test_probes_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path, peak_memory):
     path = write(tmp_path, PROBES_YAML + laughs(), "p.yaml")
-    tracemalloc.start()
-    try:
-        msg = refused(load_config, path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    msg, peak = peak_memory(refused, load_config, path)
     assert "expands to more than" in msg and "aliases" in msg
     assert peak < 50 * 1024 * 1024, peak  # 9^9 values: never built
 
