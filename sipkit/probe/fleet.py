@@ -223,13 +223,8 @@ class UdpFleet:
         except OSError:
             self._sendto(data, addr)  # an ICMP error of another probe surfaced here: again
         self.sent += 1
-        if t1 < timeout:  # _after_interval, inline: this runs for every probe
-            q = self._retx.get(t1)
-            due = now + t1
-            if q and q[-1][0] == due:
-                q[-1][1].append(branch)
-            else:
-                self._after_interval(t1, now, branch)
+        if t1 < timeout:
+            self._after_interval(t1, now, branch)
         else:
             self._expire_at(now + timeout, branch)
         if self._ticker is None:
