@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FieldProblem, SettingsError
-from ..sitefile import Limits, load_yaml, read_bounded
+from ..sitefile import Limits, StringLoader, load_yaml, read_bounded
 
 # bounded like a site file (sitefile); a team's entry is ~150 bytes, aliases may share lists
 LIMITS = Limits("token file", option="tokens", max_bytes=1024 * 1024, nodes_per_byte=4,
                 fix="write the entries out: one '- name: ... sha256: ...' per token")
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,11 @@ class TokenBook:
     @classmethod
     def load(cls, path: Path) -> TokenBook:
         source = str(path)
-        # YAML's own errors name only a line and column, never the text (a token may be there)
-        raw = load_yaml(read_bounded(path, source, LIMITS), source, LIMITS) or []
+        # YAML's own errors name only a line and column, never the text (a token may be there).
+        # Every scalar a string: YAML 1.1 would read an all-digit digest or token as a number
+        # (0123... as octal), and str() of that number is another value.
+        raw = load_yaml(read_bounded(path, source, LIMITS), source, LIMITS,
+                        loader=StringLoader) or []
         if not isinstance(raw, list):
             raise SettingsError(source, [FieldProblem("(file)", "must be a list of entries",
                                                       "write - name: ... sha256: ...")])
@@ -73,7 +80,12 @@ class TokenBook:
                 raise SettingsError(source, [FieldProblem(where, "needs a name",
                                                           "write - name: team-a")])
             if item.get("sha256"):
-                dig = str(item["sha256"]).lower()
+                dig = str(item["sha256"]).strip().lower()
+                if not _HEX64.fullmatch(dig):  # a typo would never match, silently
+                    raise SettingsError(source, [FieldProblem(
+                        f"{where}.sha256", "is not a sha256 digest (64 hex digits)",
+                        "paste the entry `sipkit reflector token NAME` printed, or write "
+                        "token: in clear")])
             elif item.get("token"):
                 dig = digest(str(item["token"]))
             else:
@@ -81,7 +93,8 @@ class TokenBook:
                     f"{where}.sha256", "is required (or token:)",
                     "run `sipkit reflector token NAME` and paste its entry")])
             nets = []
-            for value in item.get("allow") or []:
+            allow = item.get("allow") or []
+            for value in [allow] if isinstance(allow, str) else allow:  # one, or a list
                 try:
                     nets.append(ipaddress.ip_network(str(value), strict=False))
                 except ValueError:

@@ -73,6 +73,22 @@ def test_tokens_hash_allow_and_bad_entries(tmp_path):
         TokenBook.load(path)
 
 
+def test_token_file_reads_digits_as_text_and_refuses_a_malformed_digest(tmp_path):
+    # found by review: YAML 1.1 read an all-digit value as a number (0123... as octal)
+    token = "00000123"  # octal 83 in YAML 1.1
+    path = tmp_path / "tokens.yaml"
+    path.write_text(f"- name: digits\n  token: {token}\n  allow: 198.51.100.0/24\n"
+                    f"- name: zero-led\n  sha256: {'0' + '1' * 63}\n")
+    book = TokenBook.load(path)
+    assert book.find(token).name == "digits"  # stayed text, not 83
+    assert book.find(token).may_probe("198.51.100.9")  # one network without a list
+    assert book.entries[1].digest == "0" + "1" * 63
+    for bad in ("5e88489", "Z" * 64, "ab" * 33):
+        path.write_text(f"- name: typo\n  sha256: {bad}\n")
+        with pytest.raises(SettingsError, match=r"\[0\]\.sha256: is not a sha256 digest"):
+            TokenBook.load(path)
+
+
 def test_rate_limiter_slides():
     rl = RateLimiter(2, window=60)
     assert rl.allow("k", 0) and rl.allow("k", 1) and not rl.allow("k", 2)
