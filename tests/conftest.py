@@ -25,6 +25,16 @@ def _prefix() -> str:
     return f"127.{10 + pid % 80}.{(pid // 80) % 250}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory):
+    """sipkit's state (create locks, probe lockout) in the session's temporary directory,
+    never the home of whoever runs the tests; subprocesses inherit it."""
+    path = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIPKIT_STATE_DIR", str(path))
+        yield path
+
+
 @pytest.fixture
 def peak_memory():
     """``measure(fn, *args)``: fn's result and the most memory it had allocated at once
@@ -73,6 +83,19 @@ def run_sipkit():
                               timeout=timeout, input=input, cwd=ROOT)
 
     return run
+
+
+def at_once(*commands: tuple[str, ...], env: dict, timeout: float = 90) -> list:
+    """Start every command as its own CLI process at the same moment (a script's
+    `xargs -P`); returns their CompletedProcess (text), in order."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **env}
+    procs = [subprocess.Popen([*SIPKIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=full_env, cwd=ROOT) for args in commands]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
 
 
 def yaml_variant(source: Path, tmp_path: Path, **changes) -> Path:

@@ -50,6 +50,7 @@ class MihuClient(TrunkApi):
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 3,
                  retry_budget: float = 30.0, backoff: float = 0.5):
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.retries, self.retry_budget, self.backoff = retries, retry_budget, backoff
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={
             "Authorization": f"Bearer {token}", "Accept": "application/json",

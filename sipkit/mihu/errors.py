@@ -72,6 +72,18 @@ class TrunkDiffers(ConnectorDiffers):
     fix = "re-run with --replace to make the trunk match this file"
 
 
+class CreateLockBusy(SipkitError):
+    """Another sipkit on this host held the create lock for this key longer than the wait."""
+
+    exit_code = 4
+
+
+class CreateLockUnusable(SipkitError):
+    """The state directory cannot hold the create lock: nothing is created without it."""
+
+    exit_code = 2
+
+
 class ConfigError(ApiError):
     exit_code = 2
     fix = "set SIPKIT_API_URL (e.g. https://demo.mihu.ai) and SIPKIT_API_TOKEN or --token-file"

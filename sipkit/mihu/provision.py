@@ -2,7 +2,8 @@
 
 ``ensure_connector`` looks for a connector with the same phone number (and agent) before it
 creates one. Same settings: "exists". Other settings: ConnectorDiffers, listing the fields
-(passwords cannot be compared, the API never returns them), unless ``replace``.
+(passwords cannot be compared, the API never returns them), unless ``replace``. Concurrent
+runs on one host are serialized per number (createlock.py); across hosts the API has no guard.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Any
 
 from ..settings import Site
 from .client import MihuClient
+from .createlock import client_lock
 from .errors import ConnectorDiffers
 from .models import Connector, ServerAssignment
 
 
 def ensure_server(client: MihuClient) -> tuple[ServerAssignment, str]:
-    """(assignment, "existing" | "allocated")."""
+    """(assignment, "existing" | "allocated"). No lock: allocate is idempotent by contract,
+    so two runs at once get the same server."""
     current = client.get_server()
     if current.assigned and current.sip_connector_server:
         return current, "existing"
@@ -57,9 +60,21 @@ def differences(existing: Connector, site: Site) -> dict[str, tuple[Any, Any]]:
     return {k: (have[k], want[k]) for k in want if have[k] != want[k]}
 
 
+def lock(client: MihuClient, site: Site):
+    """This connector's create lock on this host (createlock.py)."""
+    return client_lock(client, f"connector {site.phone_number}",
+                       f"the connector for {site.phone_number}")
+
+
 def ensure_connector(client: MihuClient, site: Site, replace: bool = False
                      ) -> tuple[Connector, str]:
-    """(connector, "created" | "exists" | "replaced")."""
+    """(connector, "created" | "exists" | "replaced"). Under the connector's lock: two runs
+    at once on this host make one connector."""
+    with lock(client, site):
+        return _ensure_connector(client, site, replace)
+
+
+def _ensure_connector(client: MihuClient, site: Site, replace: bool) -> tuple[Connector, str]:
     existing = client.find_connector(site.phone_number)
     if existing is not None:
         diff = differences(existing, site)

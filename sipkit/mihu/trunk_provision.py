@@ -3,7 +3,8 @@
 Each API has its key: a Mihu SIP-trunk connection is looked for by ``phone_number``, a BYO
 trunk by ``(phone_number, channel)``, a /sip-trunks trunk by ``name``. Same settings: "exists".
 Other settings: TrunkDiffers listing them (passwords excluded: no API returns them), unless
-``replace``. What an API never returns cannot be compared, and the result says so.
+``replace``. What an API never returns cannot be compared, and the result says so. Concurrent
+runs on one host are serialized per key (createlock.py); across hosts the APIs offer no guard.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from ..net.addresses import split_hostport
 from ..settings import TrunkSite
 from .client import MihuClient
+from .createlock import client_lock
 from .errors import TrunkDiffers, ValidationError
 from .trunk_models import ByoTrunk, SipTrunk, TrunkConnection
 
@@ -142,9 +144,21 @@ def _update_byo(client: MihuClient, site: TrunkSite, existing: ByoTrunk, data: d
     return updated
 
 
+def lock(client: MihuClient, site: TrunkSite):
+    """This trunk's create lock on this host (createlock.py)."""
+    return client_lock(client, f"trunk {site.api} {key(site)}", f"the trunk for {key(site)}")
+
+
 def ensure_trunk(client: MihuClient, site: TrunkSite, replace: bool = False
                  ) -> tuple[Trunk, str, list[str]]:
-    """(trunk, "created" | "exists" | "replaced" | "updated", notes)."""
+    """(trunk, "created" | "exists" | "replaced" | "updated", notes). Under the trunk's
+    lock: two runs at once on this host make one trunk."""
+    with lock(client, site):
+        return _ensure_trunk(client, site, replace)
+
+
+def _ensure_trunk(client: MihuClient, site: TrunkSite, replace: bool
+                  ) -> tuple[Trunk, str, list[str]]:
     data, notes = body(site)
     found = find(client, site)
     same = [t for t in found if not differences(t, site)]

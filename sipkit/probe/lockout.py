@@ -22,15 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+from ..state import state_dir
+
 BAN_SIGNS = {401, 403, 407, 429, 503}
 MAX_BACKOFF = 3600.0
 STATE_NAME = "probe-lockout.json"
 
 
 def default_state_file() -> Path:
-    base = os.environ.get("SIPKIT_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "sipkit")
-    return Path(base) / STATE_NAME
+    return state_dir() / STATE_NAME
 
 
 class Held(NamedTuple):

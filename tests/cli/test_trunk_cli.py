@@ -8,10 +8,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, at_once
 from tests.integration.test_mihu import TOKEN, sandbox  # noqa: F401
 from tests.integration.test_trunk_api import AGENT2, TRUNK_PW
 
@@ -104,6 +105,56 @@ def test_lost_response_create_via_cli(cli, sandbox):  # noqa: F811
     proc = run("trunk", "create", "-c", trunk_file(), "--skip-checks", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["action"] == "created", proc.stderr
     assert json.loads(run("trunk", "list", "--json").stdout)["pagination"]["total"] == 1
+
+
+def test_concurrent_creates_make_one_trunk(cli, sandbox):  # noqa: F811
+    """An onboarding script's `xargs -P`: three creates of one trunk at once, one host."""
+    from sipkit.mihu.endpoints import TRUNK_CONNECTIONS
+    from tests.integration.test_mihu import fault
+
+    run, trunk_file, env = cli
+    url, _ = sandbox
+    # The create stalls before the sandbox stores it: unguarded, every process would have
+    # listed "none" by then and created its own.
+    fault(url, method="POST", path_prefix=TRUNK_CONNECTIONS, stall_seconds=2, times=3)
+    f = trunk_file()
+    procs = at_once(*[("trunk", "create", "-c", f, "--skip-checks", "--json")] * 3, env=env)
+    assert [p.returncode for p in procs] == [0, 0, 0], [p.stderr for p in procs]
+    actions = sorted(json.loads(p.stdout)["action"] for p in procs)
+    assert actions == ["created", "exists", "exists"]
+    assert json.loads(run("trunk", "list", "--json").stdout)["pagination"]["total"] == 1
+    text = "".join(p.stdout + p.stderr for p in procs)
+    assert TRUNK_PW not in text and TOKEN not in text
+
+
+def test_a_held_lock_is_waited_for_then_named(cli, sandbox, monkeypatch):  # noqa: F811
+    from sipkit.mihu.client import MihuClient
+    from sipkit.mihu.trunk_provision import lock
+    from sipkit.settings import load_site
+
+    run, trunk_file, _ = cli
+    url, _ = sandbox
+    f = trunk_file()
+    monkeypatch.setenv("TRUNK_PASSWORD", TRUNK_PW)
+    with MihuClient(url, TOKEN) as client, lock(client, load_site(f)):
+        start = time.monotonic()
+        proc = run("trunk", "create", "-c", f, "--skip-checks", "--timeout", "0.5")
+        waited = time.monotonic() - start
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"sipkit process {os.getpid()}" in proc.stderr and "Fix:" in proc.stderr
+    assert "phone_number +12084439178" in proc.stderr
+    assert 2 <= waited < 15  # four request timeouts, then the error
+    assert json.loads(run("trunk", "list", "--json").stdout)["pagination"]["total"] == 0
+
+
+def test_an_unusable_state_dir_creates_nothing(cli, tmp_path):
+    run, trunk_file, _ = cli
+    (tmp_path / "a-file").write_text("")
+    proc = run("trunk", "create", "-c", trunk_file(), "--skip-checks",
+               extra_env={"SIPKIT_STATE_DIR": str(tmp_path / "a-file" / "state")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "SIPKIT_STATE_DIR" in proc.stderr and "create lock" in proc.stderr
+    assert json.loads(run("trunk", "list", "--json").stdout)["pagination"]["total"] == 0
 
 
 @pytest.mark.parametrize("body, field", [

@@ -263,6 +263,27 @@ def test_cli_lifecycle_and_exit_codes(cli_env, run_sipkit):
     assert TOKEN not in text and PBX_PW not in text
 
 
+def test_cli_concurrent_connector_creates_make_one(cli_env, sandbox):
+    """Two `connector create` at once, one host: one creates, the other waits and sees it
+    (unguarded, the second's POST is refused 409 PHONE_NUMBER_IN_USE: exit 1)."""
+    from sipkit.mihu.endpoints import CONNECTORS
+    from tests.conftest import at_once
+
+    env, site_file = cli_env
+    url, _ = sandbox
+    with client(url) as c:
+        c.allocate_server()  # so the stall below catches only the connector's POST
+    fault(url, method="POST", path_prefix=CONNECTORS, stall_seconds=2, times=2)
+    procs = at_once(*[("connector", "create", "-c", str(site_file), "--skip-checks",
+                       "--json")] * 2, env=env)
+    assert [p.returncode for p in procs] == [0, 0], [p.stderr for p in procs]
+    assert sorted(json.loads(p.stdout)["action"] for p in procs) == ["created", "exists"]
+    with client(url) as c:
+        assert c.list_connectors().pagination.total == 1
+    text = "".join(p.stdout + p.stderr for p in procs)
+    assert TOKEN not in text and PBX_PW not in text
+
+
 def test_cli_without_url_or_with_bad_token(cli_env, run_sipkit, tmp_path):
     env, _ = cli_env
     proc = run_sipkit("server", "show", env={"SIPKIT_API_URL": "", "SIPKIT_API_TOKEN_FILE": ""})
