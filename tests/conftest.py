@@ -85,12 +85,15 @@ def run_sipkit():
     return run
 
 
-def at_once(*commands: tuple[str, ...], env: dict, timeout: float = 90) -> list:
+def at_once(*commands: tuple[str, ...], env: dict, timeout: float = 90,
+            envs: list[dict] | None = None) -> list:
     """Start every command as its own CLI process at the same moment (a script's
-    `xargs -P`); returns their CompletedProcess (text), in order."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **env}
+    `xargs -P`); ``envs``: one more dict per command. Returns their CompletedProcess (text),
+    in order."""
+    base = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **env}
     procs = [subprocess.Popen([*SIPKIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=full_env, cwd=ROOT) for args in commands]
+                              text=True, env={**base, **extra}, cwd=ROOT)
+             for args, extra in zip(commands, envs or [{}] * len(commands))]
     done = []
     for proc in procs:
         out, err = proc.communicate(timeout=timeout)

@@ -3,7 +3,8 @@
 ``ensure_connector`` looks for a connector with the same phone number (and agent) before it
 creates one. Same settings: "exists". Other settings: ConnectorDiffers, listing the fields
 (passwords cannot be compared, the API never returns them), unless ``replace``. Concurrent
-runs on one host are serialized per number (createlock.py); across hosts the API has no guard.
+runs on one host are serialized per number (createlock.py); across hosts the API has no guard,
+but a create refused 409 because the other host's run made the same connector reads "exists".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from ..settings import Site
 from .client import MihuClient
 from .createlock import client_lock
-from .errors import ConnectorDiffers
+from .errors import ConflictError, ConnectorDiffers
 from .models import Connector, ServerAssignment
 
 
@@ -76,20 +77,29 @@ def ensure_connector(client: MihuClient, site: Site, replace: bool = False
 
 def _ensure_connector(client: MihuClient, site: Site, replace: bool) -> tuple[Connector, str]:
     existing = client.find_connector(site.phone_number)
-    if existing is not None:
-        diff = differences(existing, site)
-        if not diff:
-            return existing, "exists"
-        if not replace:
-            listed = "; ".join(f"{k}: {a!r} in Mihu, {b!r} in the site file"
-                               for k, (a, b) in diff.items())
-            err = ConnectorDiffers(f"connector {existing.uuid} for {site.phone_number} exists "
-                                   f"with other settings ({listed})")
-            err.differences = diff  # type: ignore[attr-defined]
-            raise err
-        client.delete_connector(existing.uuid)
-        return client.create_connector(site.api_body()), "replaced"
-    return client.create_connector(site.api_body()), "created"
+    if existing is None:
+        try:
+            return client.create_connector(site.api_body()), "created"
+        except ConflictError:
+            # Another host's run may have created it between our find and this create (no
+            # lock reaches there): then it is judged like one found, as a re-run would judge
+            # it. Refused for another reason: the API's own words stand.
+            existing = client.find_connector(site.phone_number)
+            if existing is None:
+                raise
+            replace = False  # never delete what another run has just made
+    diff = differences(existing, site)
+    if not diff:
+        return existing, "exists"
+    if not replace:
+        listed = "; ".join(f"{k}: {a!r} in Mihu, {b!r} in the site file"
+                           for k, (a, b) in diff.items())
+        err = ConnectorDiffers(f"connector {existing.uuid} for {site.phone_number} exists "
+                               f"with other settings ({listed})")
+        err.differences = diff  # type: ignore[attr-defined]
+        raise err
+    client.delete_connector(existing.uuid)
+    return client.create_connector(site.api_body()), "replaced"
 
 
 def provision(client: MihuClient, site: Site, replace: bool = False) -> dict[str, Any]:

@@ -402,7 +402,10 @@ def test_unknown_codec_is_an_error_naming_the_available_ones(calls):
 
 def test_calls_ran_concurrently_and_left_no_worker(calls):
     assert calls["_leftover_workers"] == []
-    assert calls["_wall"] < 7  # the longest call is 2.5 s of media
+    # relative, so a loaded machine slows both sides: one after another, the wall would be
+    # the sum of the calls' own durations
+    took = [v[1] for k, v in calls.items() if not k.startswith("_")]
+    assert calls["_wall"] < 0.6 * sum(took), (calls["_wall"], took)
 
 
 def test_a_bye_nobody_answers_is_a_verdict(calls):

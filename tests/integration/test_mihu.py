@@ -284,6 +284,26 @@ def test_cli_concurrent_connector_creates_make_one(cli_env, sandbox):
     assert TOKEN not in text and PBX_PW not in text
 
 
+def test_cli_concurrent_connector_creates_from_two_hosts_make_one(cli_env, sandbox, tmp_path):
+    """Two hosts (two state directories: no shared lock) create at once: both find nothing,
+    the second's POST is refused 409, and it reads the first's connector as "exists"."""
+    from sipkit.mihu.endpoints import CONNECTORS
+    from tests.conftest import at_once
+
+    env, site_file = cli_env
+    url, _ = sandbox
+    with client(url) as c:
+        c.allocate_server()
+    fault(url, method="POST", path_prefix=CONNECTORS, stall_seconds=2, times=2)
+    cmd = ("connector", "create", "-c", str(site_file), "--skip-checks", "--json")
+    procs = at_once(cmd, cmd, env=env,
+                    envs=[{"SIPKIT_STATE_DIR": str(tmp_path / host)} for host in ("a", "b")])
+    assert [p.returncode for p in procs] == [0, 0], [p.stderr for p in procs]
+    assert sorted(json.loads(p.stdout)["action"] for p in procs) == ["created", "exists"]
+    with client(url) as c:
+        assert c.list_connectors().pagination.total == 1
+
+
 def test_cli_without_url_or_with_bad_token(cli_env, run_sipkit, tmp_path):
     env, _ = cli_env
     proc = run_sipkit("server", "show", env={"SIPKIT_API_URL": "", "SIPKIT_API_TOKEN_FILE": ""})
