@@ -217,9 +217,8 @@ def run(config_path, targets_path, as_json, interval, count, concurrency, rate, 
     if workers > 1 and interval:
         raise click.UsageError("--workers runs one round: leave out --interval")
 
-    def forward(line: bytes) -> None:
-        buf.extend(line)
-        buf.extend(b"\n")
+    def forward(lines: bytes) -> None:
+        buf.extend(lines)
         if len(buf) >= 65536:
             flush()
 

@@ -30,7 +30,8 @@ class Helpers:
         self.summaries: list[dict] = []
 
     async def collect(self, write: Callable[[bytes], None]) -> list[int]:
-        """Forward every helper's lines to ``write`` until they exit; their exit codes."""
+        """Forward every helper's lines to ``write`` (blocks of whole lines, each ending in
+        a newline) until they exit; their exit codes."""
         loop = asyncio.get_running_loop()
         done = []
         for proc in self.procs:
@@ -49,16 +50,22 @@ class Helpers:
                     cut = rest.rfind(b"\n")
                     if cut < 0:
                         return
-                    for line in bytes(rest[:cut]).split(b"\n"):
-                        if line.startswith(SUMMARY_KEY):
-                            self.summaries.append(json.loads(line)["_sipkit_shard_summary"])
-                        elif line:
-                            write(line)
+                    # whole lines pass on as one block: the summary, the helper's last
+                    # line, is the only one looked at
+                    at = rest.find(SUMMARY_KEY, 0, cut)
+                    if at >= 0 and (at == 0 or rest[at - 1] == 10):
+                        end = rest.index(b"\n", at)
+                        self.summaries.append(
+                            json.loads(bytes(rest[at:end]))["_sipkit_shard_summary"])
+                        write(bytes(rest[:at]))
+                        write(bytes(rest[end + 1:cut + 1]))
+                    else:
+                        write(bytes(rest[:cut + 1]))
                     del rest[:cut + 1]
                     return
                 loop.remove_reader(fd)
-                if rest.strip():
-                    write(bytes(rest))
+                if rest.strip():  # a helper cut off mid-line: its part, as a whole line
+                    write(bytes(rest) + b"\n")
                 fut.set_result(None)
 
             loop.add_reader(fd, readable)
