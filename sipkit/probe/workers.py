@@ -18,6 +18,21 @@ from collections.abc import Callable
 SUMMARY_KEY = b'{"_sipkit_shard_summary":'
 
 
+def split_summary(block: bytes) -> tuple[bytes, dict | None]:
+    """A block of a helper's whole lines, less its summary line (the helper's last), and that
+    summary. Only a line's start counts: a text-mode FAIL line may quote a server's reason
+    phrase, and anything in a JSON line is inside a string, where quotes are escaped."""
+    if block.startswith(SUMMARY_KEY):
+        at = 0
+    else:
+        at = block.find(b"\n" + SUMMARY_KEY) + 1
+        if not at:
+            return block, None
+    end = block.index(b"\n", at)
+    summary = json.loads(block[at:end])["_sipkit_shard_summary"]
+    return block[:at] + block[end + 1:], summary
+
+
 def shard_argv(base: list[str], k: int, n: int) -> list[str]:
     return [sys.executable, "-m", "sipkit", "probe", "run", *base, "--shard", f"{k}/{n}"]
 
@@ -50,17 +65,10 @@ class Helpers:
                     cut = rest.rfind(b"\n")
                     if cut < 0:
                         return
-                    # whole lines pass on as one block: the summary, the helper's last
-                    # line, is the only one looked at
-                    at = rest.find(SUMMARY_KEY, 0, cut)
-                    if at >= 0 and (at == 0 or rest[at - 1] == 10):
-                        end = rest.index(b"\n", at)
-                        self.summaries.append(
-                            json.loads(bytes(rest[at:end]))["_sipkit_shard_summary"])
-                        write(bytes(rest[:at]))
-                        write(bytes(rest[end + 1:cut + 1]))
-                    else:
-                        write(bytes(rest[:cut + 1]))
+                    lines, summary = split_summary(bytes(rest[:cut + 1]))
+                    if summary is not None:
+                        self.summaries.append(summary)
+                    write(lines)
                     del rest[:cut + 1]
                     return
                 loop.remove_reader(fd)
