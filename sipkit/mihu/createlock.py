@@ -90,8 +90,9 @@ def _busy(f, what: str, wait: float, path: Path) -> str:
         holder = json.loads(f.read() or "{}")
     except (OSError, ValueError):
         holder = {}
-    pid = holder.get("pid") if isinstance(holder, dict) else None
-    since = holder.get("since") if isinstance(holder, dict) else None
+    if not isinstance(holder, dict):
+        holder = {}
+    pid, since = holder.get("pid"), holder.get("since")
     who = f"sipkit process {pid}" if isinstance(pid, int) else "another sipkit process"
     when = (f" since {time.strftime('%H:%M:%S', time.localtime(since))}"
             if isinstance(since, (int, float)) else "")
